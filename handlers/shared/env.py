@@ -1,0 +1,75 @@
+"""Environment variables the functions read: the contract with AnalyticsApi.
+
+`components.api` sets exactly these names, and the handlers read them only
+through `require`/`optional`, so a missing variable fails loudly with its name.
+Values are resource names, ARNs and settings, never secret values.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENVIRONMENT = "ENVIRONMENT"
+LOG_LEVEL = "LOG_LEVEL"
+METRICS_NAMESPACE = "METRICS_NAMESPACE"  # custom CloudWatch namespace for EMF metrics
+
+# Tables and bucket
+METRICS_TABLE = "METRICS_TABLE"
+REPORTS_TABLE = "REPORTS_TABLE"
+SCHEDULES_TABLE = "SCHEDULES_TABLE"
+CACHE_TABLE = "CACHE_TABLE"
+REPORTS_BUCKET = "REPORTS_BUCKET"
+REPORTS_KMS_KEY_ARN = "REPORTS_KMS_KEY_ARN"  # unset: the bucket's default encryption (SSE-S3)
+CUSTOMERS_TABLE = "CUSTOMERS_TABLE"  # Phase 2 customers, read by the aggregator
+
+# Authorizer
+JWT_ISSUER = "JWT_ISSUER"
+JWT_AUDIENCE = "JWT_AUDIENCE"
+JWT_TENANT_CLAIM = "JWT_TENANT_CLAIM"
+JWT_SECRET_ID = "JWT_SECRET_ID"  # noqa: S105 - the variable's name; holds a secret id, not a secret
+JWT_JWKS_URL = "JWT_JWKS_URL"  # RS256/ES256 keys
+
+# API behaviour
+CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"  # comma-separated
+CACHE_TTL_SECONDS = "CACHE_TTL_SECONDS"
+REPORT_URL_EXPIRY_SECONDS = "REPORT_URL_EXPIRY_SECONDS"
+REPORT_JOBS_QUEUE_URL = "REPORT_JOBS_QUEUE_URL"  # deferred (202) reports for the engine
+REPORT_SENDER = "REPORT_SENDER"
+
+# Aggregator
+USAGE_NAMESPACE = "USAGE_NAMESPACE"
+USAGE_TENANT_DIMENSION = "USAGE_TENANT_DIMENSION"
+USAGE_METRIC_NAMES = "USAGE_METRIC_NAMES"  # JSON: {"api_calls": "ApiCalls", ...}
+COST_REFRESH_HOURS = "COST_REFRESH_HOURS"
+HOURLY_RETENTION_DAYS = "HOURLY_RETENTION_DAYS"
+
+# Phase 2 monitor
+MONITOR_CONFIG = "MONITOR_CONFIG"  # JSON: resources, thresholds, lookback
+MONITOR_BUCKET = "MONITOR_BUCKET"
+MONITOR_PREFIX = "MONITOR_PREFIX"
+ALERTS_TOPIC_ARN = "ALERTS_TOPIC_ARN"
+
+
+class MissingEnvironment(RuntimeError):
+    """A function was deployed without a variable it needs."""
+
+
+def require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise MissingEnvironment(f"environment variable {name} is not set")
+    return value
+
+
+def optional(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def require_int(name: str) -> int:
+    value = require(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise MissingEnvironment(
+            f"environment variable {name} must be an integer; got {value!r}"
+        ) from None

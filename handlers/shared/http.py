@@ -1,0 +1,189 @@
+"""API Gateway HTTP API (payload 2.0) requests and responses, shared by the API handlers.
+
+The tenant comes only from the authorizer's context; a `customer_id` in the
+query string or body is never read. Errors are `{"error", "code"}` JSON with a
+4xx status for anything the client sent; `handle` turns any other exception
+into a logged 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from handlers.shared import env
+from handlers.shared.metrics_layout import is_valid_tenant_id
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ApiError(Exception):
+    """A client-facing error: status, machine code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def bad_request(parameter: str, allowed: str, got: object = None) -> ApiError:
+    """400 naming the parameter, what it accepts and (when given) what was sent."""
+    message = f"{parameter} must be {allowed}"
+    if got is not None:
+        message += f"; got {str(got)[:100]!r}"
+    return ApiError(400, f"invalid_{parameter}", message)
+
+
+def not_found(what: str = "resource") -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    route_key: str  # "GET /analytics/reports/{id}"
+    path: str
+    tenant: str
+    query: Mapping[str, str]
+    path_parameters: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    request_id: str
+    origin: str | None = None
+    subject: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def json_body(self) -> dict[str, Any]:
+        if len(self.body) > MAX_BODY_BYTES:
+            raise ApiError(
+                413, "body_too_large", f"request body must be at most {MAX_BODY_BYTES} bytes"
+            )
+        if not self.body.strip():
+            return {}
+        try:
+            value = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "invalid_json", "request body must be a JSON object") from None
+        if not isinstance(value, dict):
+            raise ApiError(400, "invalid_json", "request body must be a JSON object")
+        return value
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def parse_request(event: Mapping[str, Any]) -> Request:
+    """Reads a payload 2.0 event. Raises ApiError(401) without an authorized tenant."""
+    context = event.get("requestContext") or {}
+    authorizer = (context.get("authorizer") or {}).get("lambda") or {}
+    tenant = authorizer.get("customer_id")
+    if not is_valid_tenant_id(tenant):
+        # API Gateway only calls us after the authorizer allowed the request;
+        # reaching here means a misconfigured route, never a client input.
+        raise ApiError(401, "unauthorized", "the request carries no authorized tenant")
+    http = context.get("http") or {}
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    raw_body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw_body, validate=True)
+        except ValueError:
+            raise ApiError(400, "invalid_body", "request body is not valid base64") from None
+    else:
+        body = raw_body.encode("utf-8")
+    return Request(
+        method=str(http.get("method") or "GET").upper(),
+        route_key=str(event.get("routeKey") or ""),
+        path=str(http.get("path") or event.get("rawPath") or ""),
+        tenant=tenant,
+        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        path_parameters={str(k): str(v) for k, v in (event.get("pathParameters") or {}).items()},
+        headers=headers,
+        body=body,
+        request_id=str(context.get("requestId") or ""),
+        origin=headers.get("origin"),
+        subject=authorizer.get("sub"),
+    )
+
+
+def allowed_origins() -> tuple[str, ...]:
+    raw = env.optional(env.CORS_ALLOWED_ORIGINS, "") or ""
+    return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+
+
+def cors_headers(origin: str | None) -> dict[str, str]:
+    """CORS headers for an allowed origin; `Vary: Origin` always, for caches."""
+    headers = {"Vary": "Origin"}
+    if origin and origin in allowed_origins():
+        headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key",
+                "Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    return headers
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(body: Any) -> str:
+    return json.dumps(body, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(
+    status: int, body: Any, origin: str | None = None, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            **cors_headers(origin),
+            **(headers or {}),
+        },
+        "body": to_json(body),
+    }
+
+
+def error_response(error: ApiError, origin: str | None = None) -> dict[str, Any]:
+    return json_response(error.status, {"error": error.message, "code": error.code}, origin)
+
+
+Route = Callable[[Request], dict[str, Any]]
+
+
+def handle(event: Mapping[str, Any], routes: Mapping[str, Route]) -> dict[str, Any]:
+    """Dispatches on `routeKey`; every failure becomes a JSON error response."""
+    origin = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}.get("origin")
+    try:
+        request = parse_request(event)
+        route = routes.get(request.route_key)
+        if route is None:
+            raise ApiError(
+                404, "route_not_found", f"no route {request.route_key or 'for this request'}"
+            )
+        return route(request)
+    except ApiError as error:
+        return error_response(error, origin)
+    except Exception:
+        request_id = ((event.get("requestContext") or {}).get("requestId")) or ""
+        logger.exception(
+            "unhandled error", extra={"route": event.get("routeKey"), "request_id": request_id}
+        )
+        return error_response(
+            ApiError(500, "internal_error", f"internal error (request {request_id})"), origin
+        )
