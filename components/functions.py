@@ -1,0 +1,106 @@
+"""The Lambda functions of the stack: what each runs and how it is sized.
+
+One catalogue for every component that needs to know a function: AnalyticsApi
+deploys them, AnalyticsObservability creates their log groups and alarms (the
+duration alarm is a share of `timeout_seconds`), Phase2Monitor deploys its own.
+All run on arm64 (Graviton: about 20% cheaper per GB-second than x86).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUNTIME = "python3.11"  # the Python the tests run on
+ARCHITECTURE = "arm64"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str  # "report-engine"
+    module: str  # "handlers.report_engine"
+    memory_mb: int
+    timeout_seconds: int
+    # Caps a function whose bursts would hurt something downstream.
+    reserved_concurrency: int | None = None
+    # Invoked asynchronously (schedules), so it needs an on-failure destination.
+    asynchronous: bool = False
+    # Lambda layers it needs, by name (see components.packaging).
+    layers: tuple[str, ...] = ()
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+    @property
+    def source_file(self) -> str:
+        return self.module.replace(".", "/") + ".py"
+
+    def function_name(self, name_prefix: str) -> str:
+        if self.key == PHASE2_MONITOR.key:
+            return f"{name_prefix}-{self.key}"
+        return f"{name_prefix}-analytics-{self.key}"
+
+    def log_group_name(self, name_prefix: str) -> str:
+        return f"/aws/lambda/{self.function_name(name_prefix)}"
+
+
+AUTHORIZER = FunctionSpec(
+    key="authorizer",
+    module="handlers.authorizer",
+    # More memory is more CPU: signature checks and the cold start finish sooner.
+    memory_mb=256,
+    timeout_seconds=5,
+    layers=("auth",),
+)
+QUERY = FunctionSpec(
+    key="query",
+    module="handlers.query",
+    memory_mb=512,
+    timeout_seconds=10,
+)
+REPORTER = FunctionSpec(
+    key="reporter",
+    module="handlers.reporter",
+    # Renders PDF and XLSX in process; anything that would not finish inside
+    # the API's 30 s integration limit is deferred to the report engine.
+    memory_mb=1024,
+    timeout_seconds=28,
+    reserved_concurrency=20,
+    layers=("reporting",),
+)
+REPORT_ENGINE = FunctionSpec(
+    key="report-engine",
+    module="handlers.report_engine",
+    memory_mb=1536,
+    timeout_seconds=300,
+    asynchronous=True,
+    layers=("reporting",),
+)
+AGGREGATOR = FunctionSpec(
+    key="aggregator",
+    module="handlers.aggregator",
+    memory_mb=1024,
+    timeout_seconds=900,
+    # One run at a time: protects the CloudWatch and Cost Explorer quotas and
+    # keeps two runs from rewriting the same rollups concurrently.
+    reserved_concurrency=1,
+    asynchronous=True,
+)
+PHASE2_MONITOR = FunctionSpec(
+    key="phase2-monitor",
+    module="handlers.phase2_monitor",
+    memory_mb=256,
+    timeout_seconds=60,
+    reserved_concurrency=1,
+    asynchronous=True,
+)
+
+# The functions AnalyticsApi deploys; Phase2Monitor deploys PHASE2_MONITOR.
+ANALYTICS_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    AUTHORIZER,
+    QUERY,
+    REPORTER,
+    REPORT_ENGINE,
+    AGGREGATOR,
+)
+ALL_FUNCTIONS: tuple[FunctionSpec, ...] = (*ANALYTICS_FUNCTIONS, PHASE2_MONITOR)
