@@ -6,15 +6,12 @@ Used for tenant reports (AnalyticsData) and Phase 2 monitor reports
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-# Old versions and abandoned multipart uploads are never worth keeping.
-NONCURRENT_VERSION_EXPIRATION_DAYS = 30
-ABORT_INCOMPLETE_UPLOAD_DAYS = 7
+from components import bucket_rules
 
 
 @dataclass
@@ -39,16 +36,18 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(
+                object_ownership=bucket_rules.OBJECT_OWNERSHIP
+            ),
             opts=child,
         )
         public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
+            block_public_acls=bucket_rules.PUBLIC_ACCESS_BLOCK["BlockPublicAcls"],
+            block_public_policy=bucket_rules.PUBLIC_ACCESS_BLOCK["BlockPublicPolicy"],
+            ignore_public_acls=bucket_rules.PUBLIC_ACCESS_BLOCK["IgnorePublicAcls"],
+            restrict_public_buckets=bucket_rules.PUBLIC_ACCESS_BLOCK["RestrictPublicBuckets"],
             opts=child,
         )
         if args.kms_key_arn is not None:
@@ -83,17 +82,17 @@ class SecureBucket(pulumi.ComponentResource):
             bucket=self.bucket.id,
             rules=[
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-objects",
+                    id=bucket_rules.LIFECYCLE_RULE_ID,
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         days=args.expiration_days
                     ),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=NONCURRENT_VERSION_EXPIRATION_DAYS
+                        noncurrent_days=bucket_rules.NONCURRENT_VERSION_EXPIRATION_DAYS
                     ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=ABORT_INCOMPLETE_UPLOAD_DAYS
+                        days_after_initiation=bucket_rules.ABORT_INCOMPLETE_UPLOAD_DAYS
                     ),
                 )
             ],
@@ -103,27 +102,9 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=self.bucket.id,
-            policy=self.bucket.arn.apply(_tls_only_policy),
+            policy=self.bucket.arn.apply(bucket_rules.tls_only_policy),
             # Putting a policy while the public access block is being created races.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
         )
 
         self.register_outputs({"bucket_name": self.bucket.bucket, "bucket_arn": self.bucket.arn})
-
-
-def _tls_only_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
