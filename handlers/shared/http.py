@@ -173,9 +173,8 @@ def handle(event: Mapping[str, Any], routes: Mapping[str, Route]) -> dict[str, A
         request = parse_request(event)
         route = routes.get(request.route_key)
         if route is None:
-            raise ApiError(
-                404, "route_not_found", f"no route {request.route_key or 'for this request'}"
-            )
+            # The `$default` route catches every path the API does not serve.
+            raise ApiError(404, "route_not_found", f"no route {request.method} {request.path}")
         return route(request)
     except ApiError as error:
         return error_response(error, origin)
