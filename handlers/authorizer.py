@@ -1,0 +1,315 @@
+"""JWT authorizer for the analytics HTTP API (Lambda authorizer, payload 2.0, simple responses).
+
+Accepts exactly `Authorization: Bearer <jwt>` (the scheme in any case) and
+answers `{"isAuthorized": true, "context": {"customer_id", "sub"}}` or
+`{"isAuthorized": false}`. Keys, one mode per deployment:
+
+- `JWT_SECRET_ID`: HS256 with a secret from Secrets Manager (the Phase 2
+  tokens). The SecretString is either the raw key or a JSON object whose
+  `jwt_secret` holds it. Read once per container; after a signature failure
+  with a secret older than five minutes it is read again once (rotation).
+- `JWT_JWKS_URL`: RS256 or ES256 with public keys from a JWKS, fetched by one
+  `PyJWKClient` per container that caches them. The key a token's `kid`
+  names decides its one algorithm: RSA -> RS256, EC P-256 -> ES256.
+
+A token must carry `exp`, `iss` (exactly JWT_ISSUER) and `aud` (JWT_AUDIENCE),
+may be up to 30 s past `exp`, and must name a tenant in JWT_TENANT_CLAIM
+(default `customer_id`) that is a valid tenant id. Every decision is logged
+with a reason code; tokens, claims other than the tenant, and secrets never are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from handlers.shared import env, telemetry
+from handlers.shared.metrics_layout import is_valid_tenant_id
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TENANT_CLAIM = "customer_id"
+LEEWAY_SECONDS = 30
+SECRET_REFRESH_AFTER_SECONDS = 300
+MAX_TOKEN_LENGTH = 8192  # far above any real token; caps the work garbage can cause
+REQUIRED_CLAIMS = ("exp", "iss", "aud")
+HMAC_ALGORITHM = "HS256"  # with the Secrets Manager key
+JWKS_ALGORITHMS = ("RS256", "ES256")
+JWKS_FETCH_TIMEOUT_SECONDS = 3
+JWKS_CACHE_SECONDS = 300
+
+telemetry.configure_logging()
+
+
+class TokenRejected(Exception):
+    """The request is not authorized; `reason` is a code safe to log."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KeyConfigurationError(RuntimeError):
+    """The deployment's key material is unusable (a server fault, not the client's)."""
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    audience: str
+    tenant_claim: str = DEFAULT_TENANT_CLAIM
+    leeway_seconds: int = LEEWAY_SECONDS
+
+
+@dataclass(frozen=True)
+class Identity:
+    tenant: str
+    subject: str  # the token's `sub`; empty when it has none
+
+
+# Verification core: no I/O, so every attack is testable without AWS.
+
+_REJECTIONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+    (jwt.InvalidAudienceError, "wrong_audience"),
+    (jwt.InvalidIssuerError, "wrong_issuer"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidAlgorithmError, "alg_not_allowed"),
+    (jwt.InvalidSignatureError, "bad_signature"),
+)
+
+
+def bearer_token(authorization: object) -> str:
+    """The token of an `Authorization: Bearer <token>` header value."""
+    if not isinstance(authorization, str):
+        raise TokenRejected("missing_bearer")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise TokenRejected("missing_bearer")
+    if not token or len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise TokenRejected("malformed")
+    return token
+
+
+def token_header(token: str) -> tuple[str, str | None]:
+    """The `alg` and `kid` a token's header claims (unverified: only to pick a key)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenRejected("malformed") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(alg, str):
+        raise TokenRejected("alg_not_allowed")
+    return alg, kid
+
+
+def verify_token(token: str, key: Any, algorithm: str, settings: TokenSettings) -> Identity:
+    """Verifies the signature with `key` under `algorithm` alone, then the claims.
+
+    Raises TokenRejected with the reason. `key` is the HS256 secret (bytes)
+    or a public key object.
+    """
+    try:
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[algorithm],
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway_seconds,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.PyJWTError as error:
+        for error_type, reason in _REJECTIONS:
+            if isinstance(error, error_type):
+                raise TokenRejected(reason) from None
+        raise TokenRejected("malformed") from None
+    tenant = claims.get(settings.tenant_claim)
+    if tenant is None:
+        raise TokenRejected("missing_tenant")
+    if not is_valid_tenant_id(tenant):
+        raise TokenRejected("invalid_tenant")
+    subject = claims.get("sub")
+    return Identity(tenant=tenant, subject=subject if isinstance(subject, str) else "")
+
+
+# Key material: Secrets Manager (HS256) or a JWKS URL (RS256/ES256).
+
+
+def parse_secret_string(secret_string: str) -> bytes:
+    """The HS256 key in a SecretString: the raw key or `{"jwt_secret": "<key>"}`."""
+    if secret_string.lstrip().startswith("{"):
+        try:
+            document = json.loads(secret_string)
+        except ValueError:
+            raise KeyConfigurationError("the JWT secret is neither a key nor JSON") from None
+        key = document.get("jwt_secret") if isinstance(document, dict) else None
+        if not isinstance(key, str) or not key:
+            raise KeyConfigurationError("the JWT secret's JSON has no 'jwt_secret' string")
+        return key.encode("utf-8")
+    if not secret_string:
+        raise KeyConfigurationError("the JWT secret is empty")
+    return secret_string.encode("utf-8")
+
+
+class SecretKeys:
+    """The HS256 secret, read from Secrets Manager once per container."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        client_factory: Callable[[], Any],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._secret_id = secret_id
+        self._client_factory = client_factory
+        self._clock = clock
+        self._client: Any = None
+        self._secret: bytes | None = None
+        self._fetched_at = 0.0
+
+    def _fetch(self) -> bytes:
+        if self._client is None:
+            self._client = self._client_factory()
+        response = self._client.get_secret_value(SecretId=self._secret_id)
+        if "SecretString" not in response:
+            raise KeyConfigurationError("the JWT secret must be a SecretString")
+        self._secret = parse_secret_string(response["SecretString"])
+        self._fetched_at = self._clock()
+        return self._secret
+
+    def current(self) -> bytes:
+        return self._secret if self._secret is not None else self._fetch()
+
+    def refreshed(self) -> bytes | None:
+        """A rotated secret, if the cached one is stale and Secrets Manager has another.
+
+        At most one read per five minutes, so bad tokens cannot drive
+        Secrets Manager calls.
+        """
+        if self._clock() - self._fetched_at < SECRET_REFRESH_AFTER_SECONDS:
+            return None
+        previous = self._secret
+        secret = self._fetch()
+        return secret if secret != previous else None
+
+    def verify(self, token: str, settings: TokenSettings) -> Identity:
+        alg, _ = token_header(token)
+        if alg != HMAC_ALGORITHM:
+            raise TokenRejected("alg_not_allowed")
+        try:
+            return verify_token(token, self.current(), HMAC_ALGORITHM, settings)
+        except TokenRejected as rejection:
+            rotated = self.refreshed() if rejection.reason == "bad_signature" else None
+            if rotated is None:
+                raise
+            return verify_token(token, rotated, HMAC_ALGORITHM, settings)
+
+
+def jwk_algorithm(key: Any) -> str | None:
+    """The one algorithm a public key verifies: RS256 (RSA), ES256 (EC P-256), else None.
+
+    Decided by the key itself, not by the JWK's or the token's `alg`, so no
+    header can make a key verify under another algorithm family.
+    """
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    return None
+
+
+class JwksKeys:
+    """RS256/ES256 public keys from a JWKS URL, cached by one client per container."""
+
+    def __init__(self, url: str):
+        self._client = jwt.PyJWKClient(
+            url,
+            cache_keys=True,
+            lifespan=JWKS_CACHE_SECONDS,
+            timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+        )
+
+    def verify(self, token: str, settings: TokenSettings) -> Identity:
+        alg, kid = token_header(token)
+        if alg not in JWKS_ALGORITHMS:
+            raise TokenRejected("alg_not_allowed")
+        if not isinstance(kid, str) or not kid:
+            raise TokenRejected("unknown_kid")
+        try:
+            key = self._client.get_signing_key(kid)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError) as error:
+            raise KeyConfigurationError("the JWKS could not be read") from error
+        except jwt.PyJWKClientError:
+            raise TokenRejected("unknown_kid") from None
+        algorithm = jwk_algorithm(key.key)
+        if algorithm is None:
+            raise TokenRejected("unsupported_key")
+        return verify_token(token, key.key, algorithm, settings)
+
+
+KeySource = SecretKeys | JwksKeys
+
+
+class Authorizer:
+    def __init__(self, settings: TokenSettings, keys: KeySource):
+        self.settings = settings
+        self.keys = keys
+
+    @classmethod
+    def from_environment(cls) -> Authorizer:
+        settings = TokenSettings(
+            issuer=env.require(env.JWT_ISSUER),
+            audience=env.require(env.JWT_AUDIENCE),
+            tenant_claim=env.optional(env.JWT_TENANT_CLAIM, DEFAULT_TENANT_CLAIM)
+            or DEFAULT_TENANT_CLAIM,
+        )
+        secret_id = env.optional(env.JWT_SECRET_ID)
+        jwks_url = env.optional(env.JWT_JWKS_URL)
+        if bool(secret_id) == bool(jwks_url):
+            raise env.MissingEnvironment(
+                f"set exactly one of {env.JWT_SECRET_ID} and {env.JWT_JWKS_URL}"
+            )
+        if secret_id:
+            return cls(settings, SecretKeys(secret_id, lambda: boto3.client("secretsmanager")))
+        return cls(settings, JwksKeys(str(jwks_url)))
+
+    def authorize(self, headers: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The simple response for a request's headers; logs the decision."""
+        authorization = {str(k).lower(): v for k, v in (headers or {}).items()}.get("authorization")
+        try:
+            identity = self.keys.verify(bearer_token(authorization), self.settings)
+        except TokenRejected as rejection:
+            logger.info("denied", extra={"decision": "deny", "reason": rejection.reason})
+            return {"isAuthorized": False}
+        logger.info(
+            "allowed", extra={"decision": "allow", "reason": "ok", "customer_id": identity.tenant}
+        )
+        return {
+            "isAuthorized": True,
+            "context": {"customer_id": identity.tenant, "sub": identity.subject},
+        }
+
+
+_authorizer: Authorizer | None = None
+
+
+def _configured_authorizer() -> Authorizer:
+    """One authorizer (and with it one key cache) per container, built on first use."""
+    global _authorizer
+    if _authorizer is None:
+        _authorizer = Authorizer.from_environment()
+    return _authorizer
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return _configured_authorizer().authorize(event.get("headers"))

@@ -1,0 +1,154 @@
+"""The query API: GET /analytics/usage, /analytics/compliance and /analytics/costs.
+
+API Gateway HTTP API, payload 2.0, behind the JWT authorizer: the tenant is
+the authorizer's `customer_id` and nothing else (a `customer_id` query
+parameter is ignored). A request costs one cache read; on a miss, one Query
+on the metrics table and one cache write (see handlers.shared.analytics for
+what the bodies contain and handlers.shared.query_cache for the cache).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+
+from handlers.shared import analytics, env, telemetry
+from handlers.shared.http import Request, Route, bad_request, handle, json_response
+from handlers.shared.metrics_reader import MetricsReader
+from handlers.shared.periods import parse_period
+from handlers.shared.query_cache import QueryCache, cache_key
+
+USAGE_PATH = "/analytics/usage"
+COMPLIANCE_PATH = "/analytics/compliance"
+COSTS_PATH = "/analytics/costs"
+DEFAULT_BREAKDOWN = "category"
+
+telemetry.configure_logging()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_breakdown(raw: str | None) -> str:
+    value = DEFAULT_BREAKDOWN if raw is None or not raw.strip() else raw.strip().lower()
+    if value not in analytics.BREAKDOWNS:
+        raise bad_request("breakdown", "one of " + ", ".join(analytics.BREAKDOWNS), raw)
+    return value
+
+
+class QueryApi:
+    """The three routes over a metrics reader and a response cache."""
+
+    def __init__(
+        self,
+        reader: MetricsReader,
+        cache: QueryCache,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ):
+        self._reader = reader
+        self._cache = cache
+        self._clock = clock
+
+    @classmethod
+    def from_environment(
+        cls, dynamodb_client: Any, clock: Callable[[], dt.datetime] = utc_now
+    ) -> QueryApi:
+        return cls(
+            MetricsReader(dynamodb_client, env.require(env.METRICS_TABLE)),
+            QueryCache(
+                dynamodb_client,
+                env.require(env.CACHE_TABLE),
+                env.require_int(env.CACHE_TTL_SECONDS),
+            ),
+            clock,
+        )
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        return {
+            f"GET {USAGE_PATH}": self.usage,
+            f"GET {COMPLIANCE_PATH}": self.compliance,
+            f"GET {COSTS_PATH}": self.costs,
+        }
+
+    def usage(self, request: Request) -> dict[str, Any]:
+        period = parse_period(request.query.get("period"))
+        return self._answer(
+            request,
+            USAGE_PATH,
+            {"period": period.normalised},
+            lambda now: analytics.usage_body(
+                request.tenant,
+                period,
+                self._reader.usage_for_period(request.tenant, period, now),
+                now,
+            ),
+            echo={"period": period.label},
+        )
+
+    def costs(self, request: Request) -> dict[str, Any]:
+        period = parse_period(request.query.get("period"))
+        breakdown = parse_breakdown(request.query.get("breakdown"))
+        return self._answer(
+            request,
+            COSTS_PATH,
+            {"period": period.normalised, "breakdown": breakdown},
+            lambda now: analytics.costs_body(
+                request.tenant,
+                period,
+                breakdown,
+                self._reader.costs_for_period(request.tenant, period, now),
+                now,
+            ),
+            echo={"period": period.label},
+        )
+
+    def compliance(self, request: Request) -> dict[str, Any]:
+        return self._answer(
+            request,
+            COMPLIANCE_PATH,
+            {},
+            lambda now: analytics.compliance_body(
+                request.tenant, self._reader.recent_compliance(request.tenant, now), now
+            ),
+        )
+
+    def _answer(
+        self,
+        request: Request,
+        path: str,
+        parameters: Mapping[str, str],
+        build: Callable[[dt.datetime], dict[str, Any]],
+        echo: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The cached body, or a fresh one that is then cached.
+
+        `echo` holds what the caller wrote rather than its normalised form
+        (`4w` shares `28d`'s entry but answers `"period": "4w"`).
+        """
+        now = self._clock()
+        key = cache_key(request.tenant, path, parameters)
+        body = self._cache.get(key, int(now.timestamp()))
+        if body is None:
+            body = build(now)
+            self._cache.put(key, body, int(now.timestamp()))
+        return json_response(200, {**body, **(echo or {})}, request.origin)
+
+
+_api: QueryApi | None = None
+
+
+def _query_api() -> QueryApi:
+    """One client and API per container, created on first use (not at import)."""
+    global _api
+    if _api is None:
+        _api = QueryApi.from_environment(boto3.client("dynamodb"))
+    return _api
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return handle(event, _query_api().routes)
