@@ -1,0 +1,184 @@
+"""The reports API: POST /analytics/reports, GET /analytics/reports, GET /analytics/reports/{id}.
+
+POST renders the report in this invocation when its estimated rendering time
+fits the budget (the API's integration timeout is about 29 s) and answers 201
+with a download URL. Larger reports are stored as `pending`, queued for the
+report engine and answered 202; `GET /analytics/reports/{id}` shows them
+`ready` once the engine has finished. An `Idempotency-Key` header makes a
+retried POST return the same report instead of creating another.
+
+Reports of other tenants are indistinguishable from unknown ids (404).
+Rendering libraries are imported only for the formats that need them, and the
+AWS clients on first use, so a cold start costs little more than boto3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+
+from handlers.shared import env, telemetry
+from handlers.shared.http import Request, Route, bad_request, handle, json_response, not_found
+from handlers.shared.reports.idempotency import IdempotencyRecords, fingerprint, validate_key
+from handlers.shared.reports.ids import new_id
+from handlers.shared.reports.jobs import ReportJobs
+from handlers.shared.reports.model import (
+    parse_format,
+    parse_period_label,
+    parse_report_type,
+)
+from handlers.shared.reports.service import (
+    ReportFailed,
+    ReportService,
+    client_config,
+    estimated_render_seconds,
+    s3_config,
+)
+from handlers.shared.reports.store import FAILED, PENDING, ReportRecord, new_record, page_size
+from handlers.shared.reports.times import utc_now
+
+REQUEST_FIELDS = ("type", "format", "period")
+# Rendering budget inside the API's ~29 s: leaves room for reading, uploading
+# and a cold start.
+SYNC_BUDGET_SECONDS = 20.0
+
+telemetry.configure_logging()
+
+
+def parse_report_request(body: Mapping[str, Any]) -> dict[str, str]:
+    """The normalised `{type, format, period}`; `customer_id` is ignored, as everywhere."""
+    unknown = sorted(set(body) - {*REQUEST_FIELDS, "customer_id"})
+    if unknown:
+        raise bad_request("body", "an object with fields type, format and period", unknown[0])
+    return {
+        "type": parse_report_type(body.get("type")),
+        "format": parse_format(body.get("format")),
+        "period": parse_period_label(body.get("period")),
+    }
+
+
+class ReporterApi:
+    def __init__(
+        self,
+        service: ReportService,
+        idempotency: IdempotencyRecords,
+        jobs: ReportJobs,
+        sync_budget_seconds: float = SYNC_BUDGET_SECONDS,
+    ):
+        self.service = service
+        self.idempotency = idempotency
+        self.jobs = jobs
+        self.sync_budget_seconds = sync_budget_seconds
+
+    @classmethod
+    def from_environment(
+        cls,
+        dynamodb: Any,
+        s3: Any,
+        sqs_factory: Callable[[], Any],
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> ReporterApi:
+        return cls(
+            ReportService.from_env(dynamodb, s3, clock),
+            IdempotencyRecords(dynamodb, env.require(env.CACHE_TABLE)),
+            ReportJobs(env.require(env.REPORT_JOBS_QUEUE_URL), sqs_factory),
+        )
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        return {
+            "POST /analytics/reports": self.create,
+            "GET /analytics/reports": self.list,
+            "GET /analytics/reports/{id}": self.get,
+        }
+
+    def create(self, request: Request) -> dict[str, Any]:
+        fields = parse_report_request(request.json_body())
+        key = validate_key(request.header("Idempotency-Key"))
+        now = self.service.clock()
+        report_id = new_id(now)
+        if key is not None:
+            claimed_id = self.idempotency.claim(
+                request.tenant, key, fingerprint(fields), report_id, now
+            )
+            if claimed_id != report_id:
+                existing = self.service.reports.get(request.tenant, claimed_id)
+                if existing is not None:
+                    return self._answer(existing, request)
+                report_id = claimed_id  # the first attempt stopped before creating it
+        record = new_record(
+            request.tenant, report_id, fields["type"], fields["format"], fields["period"], now
+        )
+        if not self.service.reports.create(record):
+            # A concurrent retry with the same key created it a moment ago.
+            existing = self.service.reports.get(request.tenant, report_id)
+            return self._answer(existing or record, request)
+        try:
+            data = self.service.load_or_fail(record)
+            if estimated_render_seconds(data, record.format) > self.sync_budget_seconds:
+                return self._answer(self._defer(record), request)
+            return self._answer(self.service.generate(record, data), request)
+        except ReportFailed as failure:
+            return self._answer(failure.record, request)
+
+    def _defer(self, record: ReportRecord) -> ReportRecord:
+        try:
+            self.jobs.send(record)
+        except Exception as error:
+            raise ReportFailed(
+                self.service.fail(record, "queueing the report for generation failed")
+            ) from error
+        return record
+
+    def _answer(self, record: ReportRecord, request: Request) -> dict[str, Any]:
+        """201 ready, 202 still pending, 500 failed (the body still names the report)."""
+        view = self.service.view(record)
+        if record.status == FAILED:
+            return json_response(
+                500,
+                {
+                    **view,
+                    "error": f"report {record.report_id} could not be generated: {record.error}",
+                    "code": "report_failed",
+                },
+                request.origin,
+            )
+        return json_response(202 if record.status == PENDING else 201, view, request.origin)
+
+    def list(self, request: Request) -> dict[str, Any]:
+        records, cursor = self.service.reports.page(
+            request.tenant, page_size(request.query.get("limit")), request.query.get("next")
+        )
+        return json_response(
+            200,
+            {"reports": [self.service.view(record) for record in records], "next": cursor},
+            request.origin,
+        )
+
+    def get(self, request: Request) -> dict[str, Any]:
+        record = self.service.reports.get(request.tenant, request.path_parameters.get("id", ""))
+        if record is None:
+            raise not_found("report")
+        return json_response(200, self.service.view(record), request.origin)
+
+
+_api: ReporterApi | None = None
+
+
+def _reporter_api() -> ReporterApi:
+    """One set of clients per container, created on first use (not at import)."""
+    global _api
+    if _api is None:
+        _api = ReporterApi.from_environment(
+            boto3.client("dynamodb", config=client_config()),
+            boto3.client("s3", config=s3_config()),
+            lambda: boto3.client("sqs", config=client_config()),
+        )
+    return _api
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return handle(event, _reporter_api().routes)

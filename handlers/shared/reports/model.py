@@ -1,0 +1,290 @@
+"""What a report contains, independent of its file format (pure).
+
+A `ReportData` holds the small summary figures in memory and the detailed rows
+as an iterable that renderers consume once, row by row, so a report of
+100,000 rows streams from the data source to the file without being held.
+
+Two tables come out of every report:
+
+- the *summary table* (`summary_lines`): section, item, value, unit and the
+  change against the previous period, for usage totals, cost breakdowns and
+  compliance;
+- the *data table* (`data_columns`/`data_rows`): for `detailed` reports one row
+  per day, metric and service; for `summary` reports one row per day with the
+  day's cost and usage totals.
+
+Usage metrics measure the SecureBase platform itself, so their detailed rows
+carry the service name `platform`; cost rows carry the Cost Explorer service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, NamedTuple
+
+from handlers.shared import periods
+from handlers.shared.http import bad_request
+from handlers.shared.metrics_layout import SEVERITIES
+from handlers.shared.reports.times import iso_utc
+from handlers.shared.usage_metrics import USAGE_METRICS
+
+SUMMARY = "summary"
+DETAILED = "detailed"
+REPORT_TYPES = (SUMMARY, DETAILED)
+
+CSV = "csv"
+JSON = "json"
+PDF = "pdf"
+XLSX = "xlsx"
+FORMATS = (CSV, JSON, PDF, XLSX)
+FORMAT_ALIASES = {"excel": XLSX}
+ALLOWED_FORMATS = "one of csv, json, pdf, xlsx (excel is accepted as xlsx)"
+ALLOWED_TYPES = "one of summary, detailed"
+
+CONTENT_TYPES = {
+    CSV: "text/csv; charset=utf-8",
+    JSON: "application/json",
+    PDF: "application/pdf",
+    XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+PLATFORM_SERVICE = "platform"
+COST_METRIC = "cost"
+
+Number = Decimal | float | int
+
+
+def parse_format(raw: object, parameter: str = "format") -> str:
+    """`csv|json|pdf|xlsx`, case-insensitive, `excel` as `xlsx`; else ApiError(400)."""
+    value = raw.strip().lower() if isinstance(raw, str) else None
+    value = FORMAT_ALIASES.get(value or "", value)
+    if value not in FORMATS:
+        raise bad_request(parameter, ALLOWED_FORMATS, raw)
+    return value
+
+
+def parse_period_label(raw: object, parameter: str = "period") -> str:
+    """A valid period label ("30d" when absent); else ApiError(400)."""
+    if raw is not None and not isinstance(raw, str):
+        raise bad_request(parameter, periods.ALLOWED, raw)
+    return periods.parse_period(raw, parameter).label
+
+
+def parse_report_type(raw: object, parameter: str = "type") -> str:
+    """`summary` (the default) or `detailed`; else ApiError(400)."""
+    if raw is None:
+        return SUMMARY
+    value = raw.strip().lower() if isinstance(raw, str) else None
+    if value not in REPORT_TYPES:
+        raise bad_request(parameter, ALLOWED_TYPES, raw)
+    return value
+
+
+class DetailRow(NamedTuple):
+    """One row of a detailed report: a metric's value for one day and service."""
+
+    day: dt.date
+    metric: str  # a usage metric key, or "cost"
+    service: str  # "platform" for usage metrics, the AWS service for costs
+    value: Number
+    unit: str  # calls, GB, hours, or the currency code
+
+
+@dataclass(frozen=True)
+class UsageFigure:
+    metric: str
+    unit: str
+    total: Number  # counters: the window's sum; storage (a gauge): its average
+    previous: Number  # the same figure for the previous window
+    change_percent: Number | None  # None when the previous figure is zero
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    currency: str
+    total: Number
+    by_category: Mapping[str, Number]
+    by_service: Mapping[str, Number]  # largest first
+    forecast_next_month: Number | None
+
+
+@dataclass(frozen=True)
+class Issue:
+    control_id: str
+    title: str
+    severity: str
+    failed_resources: int
+
+
+@dataclass(frozen=True)
+class ComplianceSummary:
+    score: Number  # 0-100, from the latest snapshot
+    previous_score: Number | None  # the latest snapshot at least a week older
+    direction: str  # up | down | flat
+    findings: Mapping[str, int]  # severity -> active findings
+    top_issues: tuple[Issue, ...] = ()
+
+
+@dataclass(frozen=True)
+class DailyTotals:
+    day: dt.date
+    cost: Number
+    usage: Mapping[str, Number]  # usage metric key -> the day's value
+
+
+class SummaryLine(NamedTuple):
+    section: str
+    item: str
+    value: Number | None
+    unit: str
+    change_percent: Number | None
+
+
+ColumnKind = Literal["date", "text", "number"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # CSV/JSON name
+    title: str  # spreadsheet and PDF heading
+    kind: ColumnKind
+    # Unit of a number column; None when each row names it in its `unit` column.
+    unit: str | None = None
+
+
+SUMMARY_COLUMNS = (
+    Column("section", "Section", "text"),
+    Column("item", "Item", "text"),
+    Column("value", "Value", "number"),
+    Column("unit", "Unit", "text"),
+    Column("change_percent", "Change %", "number", unit="percent"),
+)
+DETAIL_COLUMNS = (
+    Column("date", "Date", "date"),
+    Column("metric", "Metric", "text"),
+    Column("service", "Service", "text"),
+    Column("value", "Value", "number"),
+    Column("unit", "Unit", "text"),
+)
+
+# Decimal places a value is shown with, by unit (files keep full precision).
+UNIT_DECIMALS = {"calls": 0, "findings": 0, "resources": 0, "GB": 3, "hours": 2, "percent": 1}
+DEFAULT_DECIMALS = 2  # currencies
+
+
+def decimals_for(unit: str) -> int:
+    return UNIT_DECIMALS.get(unit, DEFAULT_DECIMALS)
+
+
+def unit_column(columns: Sequence[Column]) -> int | None:
+    """Index of the `unit` column, which gives the unit of number columns without one."""
+    return next((index for index, column in enumerate(columns) if column.key == "unit"), None)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    customer_id: str
+    report_type: str  # summary | detailed
+    period: str  # the period label the client asked for: "30d"
+    first_day: dt.date
+    last_day: dt.date
+    generated_at: dt.datetime  # UTC
+    usage: tuple[UsageFigure, ...]
+    costs: CostSummary
+    compliance: ComplianceSummary
+    daily: tuple[DailyTotals, ...]  # one per day of the window, oldest first
+    # Detailed reports only; consumed once by the renderer.
+    rows: Iterable[DetailRow] = field(default=())
+    # How many detail rows `rows` yields, known before rendering (for estimates).
+    row_count: int = 0
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def currency(self) -> str:
+        return self.costs.currency
+
+    @property
+    def generated_at_label(self) -> str:
+        return iso_utc(self.generated_at)
+
+    @property
+    def window_label(self) -> str:
+        return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
+
+    def summary_lines(self) -> list[SummaryLine]:
+        lines = [
+            SummaryLine("usage", figure.metric, figure.total, figure.unit, figure.change_percent)
+            for figure in self.usage
+        ]
+        costs = self.costs
+        lines.append(SummaryLine("cost", "total", costs.total, costs.currency, None))
+        if costs.forecast_next_month is not None:
+            lines.append(
+                SummaryLine(
+                    "cost", "forecast_next_month", costs.forecast_next_month, costs.currency, None
+                )
+            )
+        lines.extend(
+            SummaryLine("cost by category", name, amount, costs.currency, None)
+            for name, amount in costs.by_category.items()
+        )
+        lines.extend(
+            SummaryLine("cost by service", name, amount, costs.currency, None)
+            for name, amount in costs.by_service.items()
+        )
+        compliance = self.compliance
+        lines.append(SummaryLine("compliance", "score", compliance.score, "percent", None))
+        if compliance.previous_score is not None:
+            lines.append(
+                SummaryLine(
+                    "compliance", "score a week earlier", compliance.previous_score, "percent", None
+                )
+            )
+        lines.extend(
+            SummaryLine(
+                "findings", severity, compliance.findings.get(severity, 0), "findings", None
+            )
+            for severity in SEVERITIES
+        )
+        lines.extend(
+            SummaryLine(
+                "top issues",
+                f"{issue.control_id} {issue.title} ({issue.severity})",
+                issue.failed_resources,
+                "resources",
+                None,
+            )
+            for issue in compliance.top_issues
+        )
+        return lines
+
+    def data_columns(self) -> tuple[Column, ...]:
+        if self.report_type == DETAILED:
+            return DETAIL_COLUMNS
+        return (
+            Column("date", "Date", "date"),
+            Column("cost", f"Cost ({self.currency})", "number", unit=self.currency),
+            *(
+                Column(metric.key, f"{metric.key} ({metric.unit})", "number", unit=metric.unit)
+                for metric in USAGE_METRICS
+            ),
+        )
+
+    def data_rows(self) -> Iterator[tuple[object, ...]]:
+        """The data table's rows as plain tuples matching `data_columns`."""
+        if self.report_type == DETAILED:
+            return iter(self.rows)
+        return (
+            (
+                totals.day,
+                totals.cost,
+                *(totals.usage.get(metric.key, 0) for metric in USAGE_METRICS),
+            )
+            for totals in self.daily
+        )

@@ -1,0 +1,204 @@
+"""The report-schedules table: tenants' schedules and the engine's claims on them.
+
+Two engine runs may overlap (a slow run and the next one 15 minutes later, or
+a retried invocation). Each due schedule is *claimed* with a conditional
+update that succeeds only if its `next_run` is still the one the run saw and
+no unexpired claim holds it; only the claimant sends the report, and it
+releases the claim (advancing `next_run`, or recording the failure) only if
+the claim is still its own. A run that dies mid-way leaves a claim that
+expires after `LEASE`, and the schedule is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from handlers.shared.dynamo import deserialize, query_all, serialize
+from handlers.shared.reports.ids import is_valid_id
+from handlers.shared.reports.schedules import DUE_SHARD
+from handlers.shared.reports.times import iso_utc
+from handlers.shared.tables import DUE_SCHEDULES_INDEX
+
+# Longer than the report engine's 5-minute timeout, so a live claim never expires.
+LEASE = dt.timedelta(minutes=10)
+MAX_ERROR_LENGTH = 500
+
+
+class ScheduleStore:
+    def __init__(self, client: Any, table_name: str):
+        self.client = client
+        self.table_name = table_name
+
+    def _key(self, tenant: str, schedule_id: str) -> dict[str, Any]:
+        return serialize({"customer_id": tenant, "schedule_id": schedule_id})
+
+    # The API's side
+
+    def count(self, tenant: str) -> int:
+        request = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "customer_id = :tenant",
+            "ExpressionAttributeValues": serialize({":tenant": tenant}),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self.client.query(**request)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def create(self, item: Mapping[str, Any]) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=serialize(item),
+            ConditionExpression="attribute_not_exists(schedule_id)",
+        )
+
+    def list(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's schedules, newest first."""
+        return list(
+            query_all(
+                self.client,
+                TableName=self.table_name,
+                KeyConditionExpression="customer_id = :tenant",
+                ExpressionAttributeValues=serialize({":tenant": tenant}),
+                ScanIndexForward=False,
+            )
+        )
+
+    def get(self, tenant: str, schedule_id: str) -> dict[str, Any] | None:
+        """The tenant's schedule; None for unknown ids and other tenants' alike."""
+        if not is_valid_id(schedule_id):
+            return None
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(tenant, schedule_id), ConsistentRead=True
+        ).get("Item")
+        return deserialize(item) if item else None
+
+    def delete(self, tenant: str, schedule_id: str) -> bool:
+        """False when the tenant has no such schedule."""
+        if not is_valid_id(schedule_id):
+            return False
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(tenant, schedule_id),
+                ConditionExpression="attribute_exists(schedule_id)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # The engine's side
+
+    def due(self, now: dt.datetime) -> Iterator[dict[str, Any]]:
+        """Every active schedule whose `next_run` has come, earliest first (index Query)."""
+        return query_all(
+            self.client,
+            TableName=self.table_name,
+            IndexName=DUE_SCHEDULES_INDEX.name,
+            KeyConditionExpression="due_shard = :due AND next_run <= :now",
+            ExpressionAttributeValues=serialize({":due": DUE_SHARD, ":now": iso_utc(now)}),
+        )
+
+    def _update(self, item: Mapping[str, Any], **request: Any) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(item["customer_id"], item["schedule_id"]),
+                **request,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def claim(self, item: Mapping[str, Any], run_id: str, now: dt.datetime) -> bool:
+        """True if this run now owns the schedule's due run; False if another run does,
+        already did it, or the schedule was deleted."""
+        return self._update(
+            item,
+            UpdateExpression="SET claim_id = :me, claimed_until = :until",
+            ConditionExpression=(
+                "next_run = :seen AND due_shard = :due"
+                " AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
+            ),
+            ExpressionAttributeValues=serialize(
+                {
+                    ":me": run_id,
+                    ":until": iso_utc(now + LEASE),
+                    ":seen": item["next_run"],
+                    ":due": DUE_SHARD,
+                    ":now": iso_utc(now),
+                }
+            ),
+        )
+
+    def complete(
+        self,
+        item: Mapping[str, Any],
+        run_id: str,
+        next_run: dt.datetime,
+        report_id: str,
+        now: dt.datetime,
+    ) -> bool:
+        """Advances the schedule after a sent report and releases the claim."""
+        return self._update(
+            item,
+            UpdateExpression=(
+                "SET next_run = :next, last_status = :sent, last_run_at = :now,"
+                " last_report_id = :report, consecutive_failures = :zero"
+                " REMOVE claim_id, claimed_until, last_error"
+            ),
+            ConditionExpression="claim_id = :me",
+            ExpressionAttributeValues=serialize(
+                {
+                    ":next": iso_utc(next_run),
+                    ":sent": "sent",
+                    ":now": iso_utc(now),
+                    ":report": report_id,
+                    ":zero": 0,
+                    ":me": run_id,
+                }
+            ),
+        )
+
+    def fail(
+        self,
+        item: Mapping[str, Any],
+        run_id: str,
+        error: str,
+        now: dt.datetime,
+        next_run: dt.datetime | None = None,
+    ) -> bool:
+        """Records a failed run and releases the claim.
+
+        `next_run` None keeps the due run, so the next engine run retries it;
+        a time gives up on this run and waits for that one.
+        """
+        values: dict[str, Any] = {
+            ":failed": "failed",
+            ":error": error[:MAX_ERROR_LENGTH],
+            ":now": iso_utc(now),
+            ":zero": 0,
+            ":me": run_id,
+        }
+        if next_run is None:
+            counter = "consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one"
+            values[":one"] = 1
+        else:
+            counter = "consecutive_failures = :zero, next_run = :next"
+            values[":next"] = iso_utc(next_run)
+        return self._update(
+            item,
+            UpdateExpression=(
+                "SET last_status = :failed, last_error = :error, last_run_at = :now, "
+                + counter
+                + " REMOVE claim_id, claimed_until"
+            ),
+            ConditionExpression="claim_id = :me",
+            ExpressionAttributeValues=serialize(values),
+        )

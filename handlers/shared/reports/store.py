@@ -1,0 +1,314 @@
+"""Where reports live: the reports table (metadata) and the reports bucket (files).
+
+A report item is keyed by (customer_id, report_id); ids sort by creation
+time, so a reverse Query lists a tenant's reports newest first. Files are
+stored at `{customer_id}/{report_id}.{ext}`, encrypted (SSE-KMS with the
+configured key, else SSE-S3), with the content type and a download filename,
+and handed out only as presigned GET URLs that expire within the hour.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from handlers.shared.dynamo import deserialize, serialize
+from handlers.shared.http import bad_request
+from handlers.shared.reports.ids import is_valid_id
+from handlers.shared.reports.model import CONTENT_TYPES
+from handlers.shared.reports.times import iso_utc
+
+PENDING = "pending"
+READY = "ready"
+FAILED = "failed"
+
+MAX_URL_EXPIRY_SECONDS = 3600
+MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
+MAX_ERROR_LENGTH = 500
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    customer_id: str
+    report_id: str
+    report_type: str
+    format: str
+    period: str
+    status: str
+    created_at: str  # ISO-8601 UTC
+    s3_key: str
+    filename: str
+    completed_at: str | None = None
+    size_bytes: int | None = None
+    rows: int | None = None
+    error: str | None = None
+    schedule_id: str | None = None  # set for scheduled reports
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    def item(self) -> dict[str, Any]:
+        item = {
+            "customer_id": self.customer_id,
+            "report_id": self.report_id,
+            "type": self.report_type,
+            "format": self.format,
+            "period": self.period,
+            "status": self.status,
+            "created_at": self.created_at,
+            "s3_key": self.s3_key,
+            "filename": self.filename,
+            "completed_at": self.completed_at,
+            "size_bytes": self.size_bytes,
+            "rows": self.rows,
+            "error": self.error,
+            "schedule_id": self.schedule_id,
+        }
+        return {key: value for key, value in item.items() if value is not None}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ReportRecord:
+        def optional_int(name: str) -> int | None:
+            return int(item[name]) if item.get(name) is not None else None
+
+        return cls(
+            customer_id=str(item["customer_id"]),
+            report_id=str(item["report_id"]),
+            report_type=str(item["type"]),
+            format=str(item["format"]),
+            period=str(item["period"]),
+            status=str(item["status"]),
+            created_at=str(item["created_at"]),
+            s3_key=str(item["s3_key"]),
+            filename=str(item["filename"]),
+            completed_at=item.get("completed_at"),
+            size_bytes=optional_int("size_bytes"),
+            rows=optional_int("rows"),
+            error=item.get("error"),
+            schedule_id=item.get("schedule_id"),
+        )
+
+    def view(self, url: str | None, expires_at: str | None) -> dict[str, Any]:
+        """The report as the API shows it."""
+        return {
+            "id": self.report_id,
+            "type": self.report_type,
+            "format": self.format,
+            "period": self.period,
+            "status": self.status,
+            "filename": self.filename,
+            "size_bytes": self.size_bytes,
+            "rows": self.rows,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+            "url": url,
+            "expires_at": expires_at,
+            "error": self.error,
+        }
+
+
+def new_record(
+    tenant: str,
+    report_id: str,
+    report_type: str,
+    fmt: str,
+    period: str,
+    now: dt.datetime,
+    schedule_id: str | None = None,
+) -> ReportRecord:
+    """A pending report: its object key and the filename a download is saved as."""
+    return ReportRecord(
+        customer_id=tenant,
+        report_id=report_id,
+        report_type=report_type,
+        format=fmt,
+        period=period,
+        status=PENDING,
+        created_at=iso_utc(now),
+        s3_key=f"{tenant}/{report_id}.{fmt}",
+        filename=f"securebase-{tenant}-{report_type}-{period}-{now.date().isoformat()}.{fmt}",
+        schedule_id=schedule_id,
+    )
+
+
+def _encode_cursor(last_key: Mapping[str, Any]) -> str:
+    key = deserialize(last_key)
+    payload = json.dumps({"c": key["customer_id"], "r": key["report_id"]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(tenant: str, cursor: str) -> dict[str, Any]:
+    """The ExclusiveStartKey of a cursor this tenant was given; else ApiError(400)."""
+    invalid = bad_request("next", "the `next` value of a previous page of your reports")
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"c", "r"}
+        or payload["c"] != tenant
+        or not is_valid_id(payload["r"])
+    ):
+        raise invalid
+    return serialize({"customer_id": tenant, "report_id": payload["r"]})
+
+
+def page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise bad_request("limit", f"an integer from 1 to {MAX_PAGE_SIZE}", raw)
+    return int(raw)
+
+
+class ReportsTable:
+    def __init__(self, client: Any, table_name: str):
+        self.client = client
+        self.table_name = table_name
+
+    def create(self, record: ReportRecord) -> bool:
+        """Stores a new report; False when the id is already taken (a concurrent retry)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=serialize(record.item()),
+                ConditionExpression="attribute_not_exists(report_id)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, tenant: str, report_id: str) -> ReportRecord | None:
+        """The tenant's report; None for unknown ids and other tenants' reports alike."""
+        if not is_valid_id(report_id):
+            return None
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key=serialize({"customer_id": tenant, "report_id": report_id}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return ReportRecord.from_item(deserialize(item)) if item else None
+
+    def page(
+        self, tenant: str, limit: int, cursor: str | None
+    ) -> tuple[list[ReportRecord], str | None]:
+        """One page, newest first, and the cursor of the next page (None on the last)."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "customer_id = :tenant",
+            "ExpressionAttributeValues": serialize({":tenant": tenant}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = _decode_cursor(tenant, cursor)
+        response = self.client.query(**request)
+        records = [ReportRecord.from_item(deserialize(item)) for item in response.get("Items", [])]
+        last_key = response.get("LastEvaluatedKey")
+        return records, _encode_cursor(last_key) if last_key else None
+
+    def _finish(
+        self, record: ReportRecord, updates: Mapping[str, Any], remove: tuple[str, ...] = ()
+    ) -> None:
+        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in updates)
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=serialize({"customer_id": record.customer_id, "report_id": record.report_id}),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(report_id)",
+            ExpressionAttributeNames={f"#{name}": name for name in (*updates, *remove)},
+            ExpressionAttributeValues=serialize(
+                {f":{name}": value for name, value in updates.items()}
+            ),
+        )
+
+    def mark_ready(
+        self, record: ReportRecord, size_bytes: int, rows: int, now: dt.datetime
+    ) -> ReportRecord:
+        ready = replace(
+            record,
+            status=READY,
+            size_bytes=size_bytes,
+            rows=rows,
+            completed_at=iso_utc(now),
+            error=None,
+        )
+        self._finish(
+            record,
+            {
+                "status": READY,
+                "size_bytes": size_bytes,
+                "rows": rows,
+                "completed_at": ready.completed_at,
+            },
+            remove=("error",),
+        )
+        return ready
+
+    def mark_failed(self, record: ReportRecord, error: str, now: dt.datetime) -> ReportRecord:
+        failed = replace(
+            record, status=FAILED, error=error[:MAX_ERROR_LENGTH], completed_at=iso_utc(now)
+        )
+        self._finish(
+            record,
+            {"status": FAILED, "error": failed.error, "completed_at": failed.completed_at},
+        )
+        return failed
+
+
+class ReportObjects:
+    """The reports bucket: uploads and presigned downloads."""
+
+    def __init__(self, client: Any, bucket: str, kms_key_arn: str | None, url_expiry_seconds: int):
+        self.client = client
+        self.bucket = bucket
+        self.kms_key_arn = kms_key_arn
+        self.url_expiry_seconds = max(1, min(url_expiry_seconds, MAX_URL_EXPIRY_SECONDS))
+
+    def upload_arguments(self, record: ReportRecord) -> dict[str, str]:
+        arguments = {
+            "ContentType": record.content_type,
+            "ContentDisposition": f'attachment; filename="{record.filename}"',
+        }
+        if self.kms_key_arn:
+            arguments.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_arn)
+        else:
+            arguments["ServerSideEncryption"] = "AES256"
+        return arguments
+
+    def upload(self, path: Path, record: ReportRecord) -> None:
+        """Uploads the file, in parts when it is large (retried part by part)."""
+        from boto3.s3.transfer import TransferConfig
+
+        self.client.upload_file(
+            str(path),
+            self.bucket,
+            record.s3_key,
+            ExtraArgs=self.upload_arguments(record),
+            Config=TransferConfig(
+                multipart_threshold=MULTIPART_THRESHOLD_BYTES,
+                multipart_chunksize=MULTIPART_THRESHOLD_BYTES,
+            ),
+        )
+
+    def download_url(self, record: ReportRecord, now: dt.datetime) -> tuple[str, str]:
+        """A fresh presigned GET URL and when it expires (ISO-8601 UTC)."""
+        url = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": record.s3_key},
+            ExpiresIn=self.url_expiry_seconds,
+        )
+        return url, iso_utc(now + dt.timedelta(seconds=self.url_expiry_seconds))

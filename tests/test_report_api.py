@@ -1,0 +1,375 @@
+import csv
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from handlers import report_engine, reporter
+from handlers.shared import analytics
+from handlers.shared.http import handle
+from handlers.shared.periods import parse_period
+from handlers.shared.reports.model import CONTENT_TYPES
+from handlers.shared.reports.service import ReportService
+from handlers.shared.reports.store import MULTIPART_THRESHOLD_BYTES, ReportObjects, new_record
+from tests.test_report_support import (
+    BUCKET,
+    NOW,
+    ORIGIN,
+    SENDER,
+    api_event,
+    body_of,
+    ids,
+    moto_stack,
+    seed_tenant,
+)
+
+CREATE = "POST /analytics/reports"
+LIST = "GET /analytics/reports"
+GET = "GET /analytics/reports/{id}"
+
+
+class Clock:
+    """A settable clock: every report created a second after the previous one."""
+
+    def __init__(self, now: dt.datetime = NOW):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stack(monkeypatch):
+    with moto_stack(monkeypatch) as moto:
+        seed_tenant(moto, "acme")
+        yield moto
+
+
+@pytest.fixture
+def api(stack, clock):
+    return reporter.ReporterApi.from_environment(
+        stack.dynamodb, stack.s3, lambda: stack.sqs, clock=clock
+    )
+
+
+def call(api, route_key, tenant="acme", **kwargs):
+    return handle(api_event(route_key, tenant, **kwargs), api.routes)
+
+
+def stored_reports(stack):
+    return stack.dynamodb.scan(TableName=stack.tables["reports"])["Items"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "fmt"),
+    [("csv", "csv"), ("json", "json"), ("pdf", "pdf"), ("xlsx", "xlsx"), ("excel", "xlsx")],
+)
+def test_create_renders_uploads_and_answers_201(api, stack, requested, fmt):
+    response = call(api, CREATE, body={"type": "summary", "format": requested, "period": "30d"})
+
+    assert response["statusCode"] == 201
+    assert response["headers"]["Access-Control-Allow-Origin"] == ORIGIN
+    report = body_of(response)
+    assert report["status"] == "ready"
+    assert report["format"] == fmt
+    assert report["filename"] == f"securebase-acme-summary-30d-2026-11-23.{fmt}"
+    assert report["expires_at"] == "2026-11-23T14:20:09Z"  # REPORT_URL_EXPIRY_SECONDS=900
+    assert report["created_at"] == "2026-11-23T14:05:09Z"
+    assert report["url"].startswith(f"https://{BUCKET}.s3.amazonaws.com/acme/{report['id']}.{fmt}?")
+    assert "X-Amz-Expires=900" in report["url"]
+
+    stored = stack.get_object(f"acme/{report['id']}.{fmt}")
+    content = stored["Body"].read()
+    assert report["size_bytes"] == len(content) == stored["ContentLength"]
+    assert stored["ContentType"] == CONTENT_TYPES[fmt]
+    assert stored["ContentDisposition"] == f'attachment; filename="{report["filename"]}"'
+    assert stored["ServerSideEncryption"] == "AES256"
+    assert requests.get(report["url"], timeout=5).content == content  # the URL downloads it
+
+    # The headline figures are the analytics API's for the same moment.
+    costs = analytics.costs_body("acme", parse_period("30d"), "category", [], NOW)
+    assert costs["currency"] == "USD"
+    total = "52.50"  # 30 days x (1.25 + 0.50)
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
+        assert ["cost", "total", total, "USD", ""] in rows
+        # 30 days of 1000 + offset calls against 30 days of 1030 + offset: -2.9%.
+        assert ["usage", "api_calls", "30435", "calls", "-2.9"] in rows
+    elif fmt == "json":
+        document = json.loads(content)
+        assert (document["customer_id"], document["period"]) == ("acme", "30d")
+        assert document["generated_at"] == "2026-11-23T14:05:09Z"
+        assert document["costs"]["total"] == float(total)
+        assert document["usage"]["api_calls"]["total"] == 30435
+    elif fmt == "pdf":
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+        assert "acme" in text and total in text and "30,435" in text
+    else:
+        sheet = load_workbook(io.BytesIO(content))["Summary"]
+        assert ("cost", "total", 52.5, "USD", None) in list(sheet.iter_rows(values_only=True))
+
+
+def test_detailed_report_has_a_row_per_day_metric_and_service(api, stack):
+    report = body_of(call(api, CREATE, body={"type": "detailed", "format": "csv", "period": "1w"}))
+
+    rows = list(
+        csv.reader(
+            io.StringIO(stack.get_object(f"acme/{report['id']}.csv")["Body"].read().decode())
+        )
+    )
+    assert report["rows"] == len(rows) - 1 == 7 * (4 + 2)
+    assert rows[1] == ["2026-11-17", "api_calls", "platform", "1006", "calls"]
+    assert rows[5] == ["2026-11-17", "cost", "AWS Lambda", "1.25", "USD"]
+    assert rows[6] == ["2026-11-17", "cost", "Amazon Simple Storage Service", "0.5", "USD"]
+
+
+def test_list_is_newest_first_and_paginated(api, clock):
+    created = []
+    for fmt in ("csv", "json", "csv"):
+        created.append(body_of(call(api, CREATE, body={"format": fmt}))["id"])
+        clock.tick()
+
+    first = body_of(call(api, LIST, query={"limit": "2"}))
+    assert ids(first["reports"]) == created[::-1][:2]
+    assert first["reports"][0]["url"] and first["reports"][0]["status"] == "ready"
+    second = body_of(call(api, LIST, query={"limit": "2", "next": first["next"]}))
+    assert ids(second["reports"]) == created[:1]
+    assert second["next"] is None
+    assert ids(body_of(call(api, LIST))["reports"]) == created[::-1]  # default page of 20
+
+
+def test_get_returns_the_report_with_a_fresh_url(api, clock):
+    created = body_of(call(api, CREATE, body={"format": "json"}))
+    clock.tick(600)
+
+    response = call(api, GET, path_parameters={"id": created["id"]})
+
+    assert response["statusCode"] == 200
+    report = body_of(response)
+    assert {k: v for k, v in report.items() if k not in ("url", "expires_at")} == {
+        k: v for k, v in created.items() if k not in ("url", "expires_at")
+    }
+    # Signed again for this request: valid for the full expiry from now.
+    assert report["expires_at"] == "2026-11-23T14:30:09Z"
+    assert "X-Amz-Expires=900" in report["url"]
+
+
+def test_other_tenants_reports_are_not_found(api, stack):
+    seed_tenant(stack, "globex")
+    acme_report = body_of(call(api, CREATE, body={"format": "csv"}))
+    call(api, CREATE, body={"format": "csv"})
+    page = body_of(call(api, LIST, query={"limit": "1"}))
+
+    response = call(api, GET, tenant="globex", path_parameters={"id": acme_report["id"]})
+    assert response["statusCode"] == 404
+    assert body_of(response) == {"error": "report not found", "code": "not_found"}
+    assert body_of(call(api, LIST, tenant="globex")) == {"reports": [], "next": None}
+    # A cursor is only good for the tenant it was given to.
+    assert page["next"]
+    borrowed = call(api, LIST, tenant="globex", query={"next": page["next"]})
+    assert borrowed["statusCode"] == 400
+    assert body_of(borrowed)["code"] == "invalid_next"
+    missing = call(api, GET, path_parameters={"id": "not-an-id"})
+    assert missing["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (
+            {"format": "docx"},
+            "invalid_format",
+            "format must be one of csv, json, pdf, xlsx (excel is accepted as xlsx); got 'docx'",
+        ),
+        (
+            {"type": "full", "format": "csv"},
+            "invalid_type",
+            "type must be one of summary, detailed; got 'full'",
+        ),
+        (
+            {"format": "csv", "period": "400d"},
+            "invalid_period",
+            "period must be Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days; got '400d'",
+        ),
+        (
+            {"format": "csv", "period": 30},
+            "invalid_period",
+            "period must be Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days; got '30'",
+        ),
+        (
+            {},
+            "invalid_format",
+            "format must be one of csv, json, pdf, xlsx (excel is accepted as xlsx)",
+        ),
+        (
+            {"format": "csv", "colour": "blue"},
+            "invalid_body",
+            "body must be an object with fields type, format and period; got 'colour'",
+        ),
+        ("[1]", "invalid_json", "request body must be a JSON object"),
+    ],
+)
+def test_bad_requests_name_the_parameter_and_allowed_values(api, stack, body, code, message):
+    response = call(api, CREATE, body=body)
+
+    assert response["statusCode"] == 400
+    assert body_of(response) == {"error": message, "code": code}
+    assert stored_reports(stack) == []
+
+
+def test_bad_page_size_is_rejected(api):
+    response = call(api, LIST, query={"limit": "101"})
+    assert response["statusCode"] == 400
+    assert body_of(response) == {
+        "error": "limit must be an integer from 1 to 100; got '101'",
+        "code": "invalid_limit",
+    }
+
+
+def test_customer_id_in_the_body_is_ignored(api, stack):
+    report = body_of(call(api, CREATE, body={"format": "csv", "customer_id": "globex"}))
+    assert report["filename"].startswith("securebase-acme-")
+    assert stack.get_object(f"acme/{report['id']}.csv")
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_same_report(api, stack, clock):
+    headers = {"Idempotency-Key": "7d3f-retry-1"}
+    first = call(api, CREATE, body={"format": "pdf"}, headers=headers)
+    clock.tick(5)
+    retry = call(api, CREATE, body={"format": "pdf", "period": "30d"}, headers=headers)
+
+    assert retry["statusCode"] == first["statusCode"] == 201
+    assert body_of(retry)["id"] == body_of(first)["id"]
+    assert len(stored_reports(stack)) == 1
+    # The same key from another tenant is another request altogether.
+    seed_tenant(stack, "globex")
+    other = call(api, CREATE, tenant="globex", body={"format": "pdf"}, headers=headers)
+    assert body_of(other)["id"] != body_of(first)["id"]
+
+    reused = call(api, CREATE, body={"format": "csv"}, headers=headers)
+    assert reused["statusCode"] == 409
+    assert body_of(reused) == {
+        "error": "Idempotency-Key was already used for a different report request",
+        "code": "idempotency_key_reused",
+    }
+    assert len(stored_reports(stack)) == 2
+
+
+def test_large_reports_are_deferred_then_finished_by_the_engine(api, stack, clock):
+    api.sync_budget_seconds = 0.0  # any report is over budget
+
+    response = call(api, CREATE, body={"type": "detailed", "format": "xlsx", "period": "7d"})
+
+    assert response["statusCode"] == 202
+    pending = body_of(response)
+    assert (pending["status"], pending["url"], pending["size_bytes"]) == ("pending", None, None)
+    jobs = stack.queued_jobs()
+    assert jobs == [{"customer_id": "acme", "report_id": pending["id"]}]
+    assert body_of(call(api, GET, path_parameters={"id": pending["id"]}))["status"] == "pending"
+
+    clock.tick(30)
+    engine = report_engine.ReportEngine(
+        ReportService.from_env(stack.dynamodb, stack.s3, clock), None, stack.ses, SENDER
+    )
+    sqs_event = [
+        {"messageId": "m-1", "eventSource": "aws:sqs", "body": json.dumps(job)} for job in jobs
+    ]
+    assert engine.finish_jobs(sqs_event) == {"batchItemFailures": []}
+
+    ready = body_of(call(api, GET, path_parameters={"id": pending["id"]}))
+    assert ready["status"] == "ready"
+    assert ready["completed_at"] == "2026-11-23T14:05:39Z"
+    assert ready["rows"] == 7 * 6
+    # Rendered for the window it was asked for, not the engine's moment.
+    workbook = load_workbook(
+        io.BytesIO(stack.get_object(f"acme/{pending['id']}.xlsx")["Body"].read())
+    )
+    assert workbook["Data"]["A2"].value == dt.datetime(2026, 11, 17)
+    assert ready["filename"] == "securebase-acme-detailed-7d-2026-11-23.xlsx"
+
+
+def test_a_rendering_failure_is_recorded_and_counted(api, stack, monkeypatch, capsys):
+    def broken(*_args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("handlers.shared.reports.service.render", broken)
+
+    response = call(api, CREATE, body={"format": "pdf"})
+
+    assert response["statusCode"] == 500
+    body = body_of(response)
+    assert body["code"] == "report_failed"
+    assert body["status"] == "failed"
+    assert (
+        body["error"]
+        == f"report {body['id']} could not be generated: rendering the PDF file failed"
+    )
+    stored = body_of(call(api, GET, path_parameters={"id": body["id"]}))
+    assert (stored["status"], stored["error"], stored["url"]) == (
+        "failed",
+        "rendering the PDF file failed",
+        None,
+    )
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    assert [m["ReportGenerationFailures"] for m in metrics if "ReportGenerationFailures" in m] == [
+        1
+    ]
+
+
+def test_handler_serves_the_routes_end_to_end(stack, monkeypatch):
+    monkeypatch.setattr(reporter, "_api", None)  # clients are created inside moto
+
+    created = reporter.handler(api_event(CREATE, "acme", body={"format": "json"}), None)
+    listed = reporter.handler(api_event(LIST, "acme"), None)
+    unknown = reporter.handler(api_event("DELETE /analytics/reports/{id}", "acme"), None)
+
+    assert created["statusCode"] == 201
+    assert ids(body_of(listed)["reports"]) == [body_of(created)["id"]]
+    assert unknown["statusCode"] == 404
+    assert body_of(created)["size_bytes"] > 0
+    report = json.loads(stack.get_object(f"acme/{body_of(created)['id']}.json")["Body"].read())
+    assert report["costs"]["total"] == float(Decimal("52.50"))
+
+
+def test_reports_are_encrypted_with_the_configured_kms_key(stack, clock, monkeypatch):
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/0b6a1f6e-3c1d-4a8e-9f3b-5d2c7e8a9b10"
+    monkeypatch.setenv("REPORTS_KMS_KEY_ARN", key_arn)
+    api = reporter.ReporterApi.from_environment(
+        stack.dynamodb, stack.s3, lambda: stack.sqs, clock=clock
+    )
+
+    report = body_of(call(api, CREATE, body={"format": "csv"}))
+
+    stored = stack.get_object(f"acme/{report['id']}.csv")
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["SSEKMSKeyId"] == key_arn
+
+
+def test_large_files_are_uploaded_in_parts(stack, tmp_path):
+    objects = ReportObjects(stack.s3, BUCKET, None, 900)
+    record = new_record("acme", "01M84BK4G8XM54MK7HVAZ1VPP3", "detailed", "json", "365d", NOW)
+    path = tmp_path / "large.json"
+    path.write_bytes(b"x" * (MULTIPART_THRESHOLD_BYTES + 1024))
+
+    objects.upload(path, record)
+
+    stored = stack.get_object(record.s3_key)
+    assert stored["ETag"].endswith('-2"')  # two parts
+    assert stored["ContentLength"] == MULTIPART_THRESHOLD_BYTES + 1024
+    assert stored["ContentType"] == "application/json"
+    assert stored["ServerSideEncryption"] == "AES256"
