@@ -1,0 +1,657 @@
+"""AnalyticsApi: the functions, their roles, the HTTP API, the queues and the schedules.
+
+Every function runs the catalogue's runtime and sizing (components.functions),
+gets its own role built from the IAM table (components.iam) and logs to the
+group AnalyticsObservability created for it. The HTTP API sends every route
+through the Lambda authorizer; each function may be invoked only by the API
+routes (or schedule) that call it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.functions import (
+    AGGREGATOR,
+    ANALYTICS_FUNCTIONS,
+    ARCHITECTURE,
+    AUTHORIZER,
+    QUERY,
+    REPORT_ENGINE,
+    REPORTER,
+    RUNTIME,
+    FunctionSpec,
+)
+from components.observability import ACCESS_LOG_KEY
+from components.packaging import function_archive, layer_archive
+from components.settings import StackSettings
+from handlers.shared import env
+from handlers.shared.telemetry import DEFAULT_METRICS_NAMESPACE
+
+LOG_LEVEL = "INFO"
+
+# API Gateway gives up on an HTTP API integration after 30 s.
+MAX_INTEGRATION_TIMEOUT_MS = 30_000
+AUTHORIZER_CACHE_SECONDS = 300
+
+# Asynchronous invocations (schedules): Lambda retries twice within an hour,
+# then hands the event to the async-failures queue.
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE_SECONDS = 3600
+
+# Deferred reports: small batches, at most two engine instances at a time (SES
+# and DynamoDB stay calm without reserving concurrency the schedule routes need).
+REPORT_JOBS_BATCH_SIZE = 2
+REPORT_JOBS_MAX_CONCURRENCY = 2
+REPORT_JOBS_MAX_RECEIVES = 3
+REPORT_JOBS_RETENTION_SECONDS = 4 * 24 * 3600
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message
+
+# What the stage writes per request: enough to follow one call end to end.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "sourceIp": "$context.identity.sourceIp",
+        "httpMethod": "$context.httpMethod",
+        "routeKey": "$context.routeKey",
+        "path": "$context.path",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "responseLatency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationErrorMessage": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+        "customerId": "$context.authorizer.customer_id",
+    },
+    separators=(",", ":"),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: FunctionSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def slug(self) -> str:
+        """`GET /analytics/reports/{id}` -> `get-analytics-reports-id`, for resource names."""
+        return "-".join([self.method.lower(), *re.findall(r"[a-z0-9]+", self.path)])
+
+    @property
+    def source_path(self) -> str:
+        """The path as it appears in an execute-api ARN: path parameters become `*`."""
+        return re.sub(r"\{[^}]+\}", "*", self.path)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/analytics/usage", QUERY),
+    Route("GET", "/analytics/compliance", QUERY),
+    Route("GET", "/analytics/costs", QUERY),
+    Route("POST", "/analytics/reports", REPORTER),
+    Route("GET", "/analytics/reports", REPORTER),
+    Route("GET", "/analytics/reports/{id}", REPORTER),
+    Route("POST", "/analytics/schedules", REPORT_ENGINE),
+    Route("GET", "/analytics/schedules", REPORT_ENGINE),
+    Route("GET", "/analytics/schedules/{id}", REPORT_ENGINE),
+    Route("DELETE", "/analytics/schedules/{id}", REPORT_ENGINE),
+)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    function: FunctionSpec
+    name_suffix: str
+    expression: str
+    # A delivery older than one interval is superseded by the next run.
+    max_event_age_seconds: int
+
+
+ANALYTICS_SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(AGGREGATOR, "aggregator-hourly", "rate(1 hour)", 3600),
+    ScheduleSpec(REPORT_ENGINE, "report-engine", "rate(15 minutes)", 900),
+)
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    report_jobs: str
+    report_jobs_dead_letter: str
+    async_failures: str
+
+    @classmethod
+    def for_prefix(cls, name_prefix: str) -> QueueNames:
+        return cls(
+            report_jobs=f"{name_prefix}-analytics-report-jobs",
+            report_jobs_dead_letter=f"{name_prefix}-analytics-report-jobs-dlq",
+            async_failures=f"{name_prefix}-analytics-async-failures",
+        )
+
+    @property
+    def dead_letter(self) -> tuple[str, ...]:
+        """Queues where failed work waits for a human: alarmed on depth."""
+        return (self.report_jobs_dead_letter, self.async_failures)
+
+
+def integration_timeout_ms(spec: FunctionSpec) -> int:
+    """As long as the function may run, within API Gateway's limit.
+
+    Only the report engine runs longer than 30 s, in its scheduled runs; its
+    schedule routes are single DynamoDB calls.
+    """
+    return min(spec.timeout_seconds * 1000, MAX_INTEGRATION_TIMEOUT_MS)
+
+
+def base_environment(environment: str) -> dict[str, str]:
+    """What every function reads (handlers.shared.telemetry)."""
+    return {
+        env.ENVIRONMENT: environment,
+        env.LOG_LEVEL: LOG_LEVEL,
+        env.METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
+    }
+
+
+@dataclass
+class FunctionArgs:
+    spec: FunctionSpec
+    name_prefix: str
+    environment_name: str
+    account_id: pulumi.Input[str]
+    # The function's own variables (base_environment is added).
+    variables: Mapping[str, pulumi.Input[str]]
+    # Values for the IAM table's placeholders, except <log-group>.
+    policy_values: pulumi.Input[Mapping[str, str | None]]
+    log_group: aws.cloudwatch.LogGroup
+    layer_arns: Sequence[pulumi.Input[str]] = ()
+    # Required for asynchronously invoked functions.
+    on_failure_queue_arn: pulumi.Input[str] | None = None
+
+
+@dataclass
+class DeployedFunction:
+    function: aws.lambda_.Function
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+
+
+def deploy_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> DeployedFunction:
+    """A function with its own least-privilege role, logging to its pre-created group."""
+    spec = args.spec
+    function_name = spec.function_name(args.name_prefix)
+    policy = pulumi.Output.all(args.policy_values, args.log_group.arn).apply(
+        lambda resolved: json.dumps(
+            iam.policy_document(iam.grants_for(spec.key), {**resolved[0], "log-group": resolved[1]})
+        )
+    )
+    role, role_policy = iam.service_role(
+        f"{name}-role", function_name, "lambda.amazonaws.com", args.account_id, policy, parent
+    )
+    archive = function_archive(spec)
+    function = aws.lambda_.Function(
+        name,
+        name=function_name,
+        description=f"SecureBase analytics: {spec.module}",
+        role=role.arn,
+        runtime=RUNTIME,
+        architectures=[ARCHITECTURE],
+        handler=spec.handler,
+        code=archive.archive(),
+        source_code_hash=archive.base64_sha256,
+        memory_size=spec.memory_mb,
+        timeout=spec.timeout_seconds,
+        reserved_concurrent_executions=spec.reserved_concurrency,
+        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+        environment=aws.lambda_.FunctionEnvironmentArgs(
+            variables={**base_environment(args.environment_name), **args.variables}
+        ),
+        layers=list(args.layer_arns) or None,
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON", log_group=args.log_group.name
+        ),
+        # The group must exist first (or Lambda creates an unmanaged one without
+        # retention), and the role must allow logging before the first invocation.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.log_group, role_policy]),
+    )
+    if spec.asynchronous:
+        if args.on_failure_queue_arn is None:
+            raise ValueError(f"{spec.key} is invoked asynchronously and needs a failure queue")
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=function.name,
+            maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=ASYNC_MAX_EVENT_AGE_SECONDS,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                    destination=args.on_failure_queue_arn
+                )
+            ),
+            # Lambda checks that the role may send to the destination.
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
+        )
+    return DeployedFunction(function=function, role=role, policy=role_policy)
+
+
+def schedule_function(
+    name: str,
+    *,
+    schedule_name: str,
+    expression: str,
+    function: aws.lambda_.Function,
+    role_arn: pulumi.Input[str],
+    dead_letter_queue_arn: pulumi.Input[str],
+    max_event_age_seconds: int,
+    parent: pulumi.Resource,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    enabled: bool = True,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> aws.scheduler.Schedule:
+    """An EventBridge Scheduler schedule invoking `function` on time, with retries and a DLQ."""
+    return aws.scheduler.Schedule(
+        name,
+        name=schedule_name,
+        group_name="default",
+        schedule_expression=expression,
+        schedule_expression_timezone="UTC",
+        flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
+        start_date=start_date,
+        end_date=end_date,
+        state="ENABLED" if enabled else "DISABLED",
+        # Keep an expired schedule: deleting it would leave Pulumi's state behind.
+        action_after_completion="NONE",
+        target=aws.scheduler.ScheduleTargetArgs(
+            arn=function.arn,
+            role_arn=role_arn,
+            input=json.dumps({"source": "securebase.scheduler", "schedule": schedule_name}),
+            retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
+                maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                maximum_event_age_in_seconds=max_event_age_seconds,
+            ),
+            dead_letter_config=aws.scheduler.ScheduleTargetDeadLetterConfigArgs(
+                arn=dead_letter_queue_arn
+            ),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def scheduler_role(
+    name: str,
+    role_name: str,
+    account_id: pulumi.Input[str],
+    functions: Sequence[aws.lambda_.Function],
+    dead_letter_queue_arn: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    policy = pulumi.Output.all(dead_letter_queue_arn, *(f.arn for f in functions)).apply(
+        lambda arns: json.dumps(iam.scheduler_policy(arns[1:], arns[0]))
+    )
+    return iam.service_role(name, role_name, "scheduler.amazonaws.com", account_id, policy, parent)
+
+
+@dataclass
+class AnalyticsApiArgs:
+    settings: StackSettings
+    account_id: pulumi.Input[str]
+    tables: Mapping[str, aws.dynamodb.Table]
+    bucket: aws.s3.Bucket
+    # Production's reports key; None: the bucket uses SSE-S3.
+    data_key: aws.kms.Key | None
+    # Function key -> its log group, plus ACCESS_LOG_KEY (AnalyticsObservability).
+    log_groups: Mapping[str, aws.cloudwatch.LogGroup]
+
+
+class AnalyticsApi(pulumi.ComponentResource):
+    functions: dict[str, aws.lambda_.Function]
+    layers: dict[str, aws.lambda_.LayerVersion]
+    api: aws.apigatewayv2.Api
+    stage: aws.apigatewayv2.Stage
+    api_id: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+    queue_names: QueueNames
+    report_jobs_queue: aws.sqs.Queue
+    report_jobs_dead_letter_queue: aws.sqs.Queue
+    async_failures_queue: aws.sqs.Queue
+    schedules: dict[str, aws.scheduler.Schedule]
+
+    def __init__(
+        self, name: str, args: AnalyticsApiArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("securebase:analytics:AnalyticsApi", name, None, opts)
+        settings = args.settings
+        self.queue_names = QueueNames.for_prefix(settings.name_prefix)
+        self._queues(name)
+        self.layers = {
+            layer: self._layer(name, settings.name_prefix, layer)
+            for layer in dict.fromkeys(layer for s in ANALYTICS_FUNCTIONS for layer in s.layers)
+        }
+
+        policy_values = pulumi.Output.all(
+            **{
+                "region": settings.region,
+                "account": args.account_id,
+                **{f"table:{key}": table.arn for key, table in args.tables.items()},
+                "customers-table": settings.phase2_customers_table,
+                "bucket": args.bucket.arn,
+                "data-key": args.data_key.arn if args.data_key else None,
+                "queue:report-jobs": self.report_jobs_queue.arn,
+                "queue:async-failures": self.async_failures_queue.arn,
+                "ses-identity": settings.ses_identity,
+                "report-sender": settings.report_sender,
+                "jwt-secret-name": settings.jwt.secret_name,
+            }
+        )
+        deployed = {
+            spec.key: deploy_function(
+                f"{name}-{spec.key}",
+                FunctionArgs(
+                    spec=spec,
+                    name_prefix=settings.name_prefix,
+                    environment_name=settings.environment,
+                    account_id=args.account_id,
+                    variables=self._variables(spec, args),
+                    policy_values=policy_values,
+                    log_group=args.log_groups[spec.key],
+                    layer_arns=[self.layers[layer].arn for layer in spec.layers],
+                    on_failure_queue_arn=self.async_failures_queue.arn,
+                ),
+                parent=self,
+            )
+            for spec in ANALYTICS_FUNCTIONS
+        }
+        self.functions = {key: d.function for key, d in deployed.items()}
+
+        self._http_api(name, args)
+        self._report_jobs_consumer(name, deployed[REPORT_ENGINE.key])
+        self._schedules(name, args)
+
+        self.register_outputs(
+            {
+                "api_id": self.api_id,
+                "api_url": self.api_url,
+                "function_names": {key: f.name for key, f in self.functions.items()},
+                "layer_arns": {key: layer.arn for key, layer in self.layers.items()},
+                "schedule_names": {key: s.name for key, s in self.schedules.items()},
+                "report_jobs_queue_url": self.report_jobs_queue.url,
+            }
+        )
+
+    @property
+    def dead_letter_queue_urls(self) -> dict[str, pulumi.Output[str]]:
+        return {
+            self.queue_names.report_jobs_dead_letter: self.report_jobs_dead_letter_queue.url,
+            self.queue_names.async_failures: self.async_failures_queue.url,
+        }
+
+    def _queues(self, name: str) -> None:
+        names = self.queue_names
+        self.async_failures_queue = self._queue(
+            f"{name}-async-failures",
+            names.async_failures,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        )
+        self.report_jobs_dead_letter_queue = self._queue(
+            f"{name}-report-jobs-dlq",
+            names.report_jobs_dead_letter,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        )
+        self.report_jobs_queue = self._queue(
+            f"{name}-report-jobs",
+            names.report_jobs,
+            # AWS's advice for queues feeding Lambda: 6x the function timeout, so
+            # a message is not redelivered while a batch (and its retries) still runs.
+            visibility_timeout_seconds=6 * REPORT_ENGINE.timeout_seconds,
+            message_retention_seconds=REPORT_JOBS_RETENTION_SECONDS,
+            redrive_policy=self.report_jobs_dead_letter_queue.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": REPORT_JOBS_MAX_RECEIVES}
+                )
+            ),
+        )
+
+    def _queue(self, resource_name: str, queue_name: str, **settings: Any) -> aws.sqs.Queue:
+        """An encrypted queue that refuses requests without TLS."""
+        child = pulumi.ResourceOptions(parent=self)
+        queue = aws.sqs.Queue(
+            resource_name, name=queue_name, sqs_managed_sse_enabled=True, **settings, opts=child
+        )
+        aws.sqs.QueuePolicy(
+            f"{resource_name}-tls-only",
+            queue_url=queue.url,
+            policy=queue.arn.apply(lambda arn: json.dumps(iam.tls_only_policy("sqs:*", arn))),
+            opts=child,
+        )
+        return queue
+
+    def _layer(self, name: str, name_prefix: str, layer: str) -> aws.lambda_.LayerVersion:
+        built = layer_archive(layer)
+        return aws.lambda_.LayerVersion(
+            f"{name}-layer-{layer}",
+            layer_name=f"{name_prefix}-analytics-{layer}",
+            description=f"SecureBase analytics {layer} dependencies (layers/{layer})",
+            code=built.archive(),
+            source_code_hash=built.base64_sha256,
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _variables(
+        self, spec: FunctionSpec, args: AnalyticsApiArgs
+    ) -> dict[str, pulumi.Input[str]]:
+        """The variables CONTRACTS pins for each function: names and ARNs, never secrets."""
+        settings = args.settings
+        tables = {key: table.name for key, table in args.tables.items()}
+        cors = ",".join(settings.cors_allowed_origins)
+        report_storage: dict[str, pulumi.Input[str]] = {
+            env.REPORTS_BUCKET: args.bucket.bucket,
+            env.REPORT_URL_EXPIRY_SECONDS: str(settings.report_url_expiry_seconds),
+        }
+        if args.data_key is not None:
+            report_storage[env.REPORTS_KMS_KEY_ARN] = args.data_key.arn
+
+        if spec.key == AUTHORIZER.key:
+            jwt = settings.jwt
+            keys = (
+                {env.JWT_SECRET_ID: jwt.secret_name}
+                if jwt.secret_name is not None
+                else {env.JWT_JWKS_URL: jwt.jwks_url}
+            )
+            return {
+                env.JWT_ISSUER: jwt.issuer,
+                env.JWT_AUDIENCE: jwt.audience,
+                env.JWT_TENANT_CLAIM: jwt.tenant_claim,
+                **keys,
+            }
+        if spec.key == QUERY.key:
+            return {
+                env.METRICS_TABLE: tables["metrics"],
+                env.CACHE_TABLE: tables["report-cache"],
+                env.CACHE_TTL_SECONDS: str(settings.cache_ttl_seconds),
+                env.CORS_ALLOWED_ORIGINS: cors,
+            }
+        if spec.key == REPORTER.key:
+            return {
+                env.METRICS_TABLE: tables["metrics"],
+                env.REPORTS_TABLE: tables["reports"],
+                env.CACHE_TABLE: tables["report-cache"],
+                **report_storage,
+                env.REPORT_JOBS_QUEUE_URL: self.report_jobs_queue.url,
+                env.CORS_ALLOWED_ORIGINS: cors,
+            }
+        if spec.key == REPORT_ENGINE.key:
+            return {
+                env.METRICS_TABLE: tables["metrics"],
+                env.REPORTS_TABLE: tables["reports"],
+                env.SCHEDULES_TABLE: tables["report-schedules"],
+                **report_storage,
+                env.REPORT_SENDER: settings.report_sender,
+                env.CORS_ALLOWED_ORIGINS: cors,
+            }
+        usage = settings.usage_source
+        return {
+            env.METRICS_TABLE: tables["metrics"],
+            env.CUSTOMERS_TABLE: settings.phase2_customers_table,
+            env.USAGE_NAMESPACE: usage.namespace,
+            env.USAGE_TENANT_DIMENSION: usage.tenant_dimension,
+            env.USAGE_METRIC_NAMES: json.dumps(dict(usage.metric_names)),
+            env.COST_REFRESH_HOURS: str(settings.cost_refresh_hours),
+            env.HOURLY_RETENTION_DAYS: str(settings.hourly_retention_days),
+        }
+
+    def _http_api(self, name: str, args: AnalyticsApiArgs) -> None:
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.api = aws.apigatewayv2.Api(
+            f"{name}-http",
+            name=f"{settings.name_prefix}-analytics-api",
+            description="SecureBase multi-tenant usage, cost and compliance analytics",
+            protocol_type="HTTP",
+            # API Gateway answers preflight requests itself, before the authorizer.
+            cors_configuration=aws.apigatewayv2.ApiCorsConfigurationArgs(
+                allow_origins=list(settings.cors_allowed_origins),
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "idempotency-key"],
+                max_age=600,
+            ),
+            opts=child,
+        )
+        self.api_id = self.api.id
+        self.api_url = self.api.api_endpoint
+        execution_arn = self.api.execution_arn
+
+        authorizer_function = self.functions[AUTHORIZER.key]
+        authorizer = aws.apigatewayv2.Authorizer(
+            f"{name}-authorizer",
+            api_id=self.api.id,
+            name=f"{settings.name_prefix}-analytics-jwt",
+            authorizer_type="REQUEST",
+            authorizer_uri=authorizer_function.invoke_arn,
+            authorizer_payload_format_version="2.0",
+            enable_simple_responses=True,
+            identity_sources=["$request.header.Authorization"],
+            # Keyed by the Authorization header: one verification per token per 5 minutes.
+            authorizer_result_ttl_in_seconds=AUTHORIZER_CACHE_SECONDS,
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-authorizer-invoke",
+            function=authorizer_function.name,
+            action="lambda:InvokeFunction",
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(execution_arn, "/authorizers/", authorizer.id),
+            opts=child,
+        )
+
+        integrations = {
+            spec.key: aws.apigatewayv2.Integration(
+                f"{name}-integration-{spec.key}",
+                api_id=self.api.id,
+                integration_type="AWS_PROXY",
+                integration_method="POST",
+                integration_uri=self.functions[spec.key].invoke_arn,
+                payload_format_version="2.0",
+                timeout_milliseconds=integration_timeout_ms(spec),
+                opts=child,
+            )
+            for spec in dict.fromkeys(route.function for route in ROUTES)
+        }
+        routes = []
+        for route in ROUTES:
+            routes.append(
+                aws.apigatewayv2.Route(
+                    f"{name}-route-{route.slug}",
+                    api_id=self.api.id,
+                    route_key=route.key,
+                    target=pulumi.Output.concat(
+                        "integrations/", integrations[route.function.key].id
+                    ),
+                    authorization_type="CUSTOM",
+                    authorizer_id=authorizer.id,
+                    opts=child,
+                )
+            )
+            aws.lambda_.Permission(
+                f"{name}-invoke-{route.slug}",
+                function=self.functions[route.function.key].name,
+                action="lambda:InvokeFunction",
+                principal="apigateway.amazonaws.com",
+                # Any stage, this method and path only.
+                source_arn=pulumi.Output.concat(
+                    execution_arn, "/*/", route.method, route.source_path
+                ),
+                opts=child,
+            )
+
+        self.stage = aws.apigatewayv2.Stage(
+            f"{name}-stage",
+            api_id=self.api.id,
+            name="$default",
+            auto_deploy=True,
+            access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
+                destination_arn=args.log_groups[ACCESS_LOG_KEY].arn,
+                format=ACCESS_LOG_FORMAT,
+            ),
+            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+                throttling_rate_limit=settings.api_throttle_rate_limit,
+                throttling_burst_limit=settings.api_throttle_burst_limit,
+                detailed_metrics_enabled=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+        )
+
+    def _report_jobs_consumer(self, name: str, engine: DeployedFunction) -> None:
+        aws.lambda_.EventSourceMapping(
+            f"{name}-report-jobs-consumer",
+            event_source_arn=self.report_jobs_queue.arn,
+            function_name=engine.function.arn,
+            batch_size=REPORT_JOBS_BATCH_SIZE,
+            # The engine names the jobs that failed; the others are not retried.
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=REPORT_JOBS_MAX_CONCURRENCY
+            ),
+            # Lambda checks that the role may poll the queue.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[engine.policy]),
+        )
+
+    def _schedules(self, name: str, args: AnalyticsApiArgs) -> None:
+        prefix = args.settings.name_prefix
+        targets = [self.functions[s.function.key] for s in ANALYTICS_SCHEDULES]
+        role, policy = scheduler_role(
+            f"{name}-scheduler-role",
+            f"{prefix}-analytics-scheduler",
+            args.account_id,
+            targets,
+            self.async_failures_queue.arn,
+            parent=self,
+        )
+        self.schedules = {
+            schedule.function.key: schedule_function(
+                f"{name}-schedule-{schedule.function.key}",
+                schedule_name=f"{prefix}-analytics-{schedule.name_suffix}",
+                expression=schedule.expression,
+                function=self.functions[schedule.function.key],
+                role_arn=role.arn,
+                dead_letter_queue_arn=self.async_failures_queue.arn,
+                max_event_age_seconds=schedule.max_event_age_seconds,
+                parent=self,
+                depends_on=[policy],
+            )
+            for schedule in ANALYTICS_SCHEDULES
+        }

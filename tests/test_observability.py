@@ -1,0 +1,315 @@
+"""AnalyticsObservability under mocks, for both stacks' real config."""
+
+import json
+
+import pytest
+from pulumi.runtime import rpc
+
+from components.functions import ALL_FUNCTIONS
+from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, Resource, run_program
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+KEY = "aws:kms/key:Key"
+REGION = "us-east-1"
+API_ID = "a1b2c3d4e5"
+TABLES = ("metrics", "reports", "report-schedules", "report-cache")
+COMPONENT = "securebase:analytics:AnalyticsObservability"
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def deployment(request) -> Deployment:
+    return run_program(request.param)
+
+
+def prefix(deployment: Deployment) -> str:
+    return f"securebase-{deployment.stack}"
+
+
+def alarms(deployment: Deployment) -> dict[str, dict]:
+    """Alarm name -> inputs, for the alarms this component owns."""
+    component = deployment.one(COMPONENT)
+    return {
+        r.inputs["name"]: r.inputs for r in deployment.children_of(component) if r.type == ALARM
+    }
+
+
+def topic_arn(deployment: Deployment) -> str:
+    return f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{prefix(deployment)}-analytics-alerts"
+
+
+def test_log_groups_exist_for_every_function_and_the_api_with_retention(deployment):
+    retention = {"staging": 14, "production": 30}[deployment.stack]
+    component = deployment.one(COMPONENT)
+    groups = {r.inputs["name"]: r for r in deployment.of_type(LOG_GROUP)}
+    expected = {spec.log_group_name(prefix(deployment)) for spec in ALL_FUNCTIONS} | {
+        f"/aws/apigateway/{prefix(deployment)}-analytics-api-access"
+    }
+    assert set(groups) == expected
+    for group in groups.values():
+        assert group.inputs["retentionInDays"] == retention
+        assert group.parent == component.urn
+    assert deployment.outputs["log_group_names"] == {
+        **{spec.key: spec.log_group_name(prefix(deployment)) for spec in ALL_FUNCTIONS},
+        "api-access": f"/aws/apigateway/{prefix(deployment)}-analytics-api-access",
+    }
+
+
+def test_log_retention_follows_config():
+    deployment = run_program("staging", {"logRetentionDays": "90"})
+    assert {g.inputs["retentionInDays"] for g in deployment.of_type(LOG_GROUP)} == {90}
+
+
+def test_the_alerts_topic_is_encrypted_with_a_rotating_key_cloudwatch_can_use(deployment):
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-alerts-key")
+    topic = deployment.one(TOPIC)
+    assert topic.inputs["name"] == f"{prefix(deployment)}-analytics-alerts"
+    assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.protect == (deployment.stack == "production")
+    policy = json.loads(key.inputs["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["AccountAdministers"]["Principal"] == {
+        "AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"
+    }
+    assert statements["CloudWatchAlarmsPublish"] == {
+        "Sid": "CloudWatchAlarmsPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+    }
+    assert deployment.outputs["alerts_topic_arn"] == topic_arn(deployment)
+
+
+def test_only_this_accounts_alarms_may_publish_as_cloudwatch_over_tls(deployment):
+    policy = json.loads(deployment.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    assert policy["Statement"] == [
+        {
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn(deployment),
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:*"},
+            },
+        },
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": topic_arn(deployment),
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ]
+
+
+def test_every_configured_email_is_subscribed(deployment):
+    emails = {
+        "staging": ["devops@securebase.example.com"],
+        "production": ["devops@securebase.example.com", "platform-lead@securebase.example.com"],
+    }[deployment.stack]
+    subscriptions = deployment.of_type(SUBSCRIPTION)
+    assert sorted(s.inputs["endpoint"] for s in subscriptions) == emails
+    for subscription in subscriptions:
+        assert subscription.inputs["protocol"] == "email"
+        assert subscription.inputs["topic"] == topic_arn(deployment)
+
+
+def test_a_webhook_is_subscribed_as_a_secret_when_configured():
+    url = "https://events.pagerduty.com/integration/abc123/enqueue"
+    deployment = run_program("production", {"alertWebhookUrl": url})
+    webhook = deployment.one(SUBSCRIPTION, lambda r: r.inputs["protocol"] == "https")
+    assert rpc.is_rpc_secret(webhook.inputs["endpoint"])
+    assert rpc.unwrap_rpc_secret(webhook.inputs["endpoint"]) == url
+    assert webhook.inputs["endpointAutoConfirms"] is True
+    for resource in deployment.resources:
+        assert url not in json.dumps(resource.inputs.get("environment", {})), resource.name
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_recovers(deployment):
+    everything = {r.inputs["name"]: r.inputs for r in deployment.of_type(ALARM)}
+    for name, alarm in everything.items():
+        assert alarm["actionsEnabled"] is True, name
+        assert alarm["alarmActions"] == [topic_arn(deployment)], name
+        assert alarm["okActions"] == [topic_arn(deployment)], name
+        assert "alarmDescription" in alarm, name
+    assert sorted(deployment.outputs["alarm_names"]) == sorted(everything)
+
+
+@pytest.mark.parametrize("spec", ALL_FUNCTIONS, ids=lambda s: s.key)
+def test_every_function_has_error_throttle_and_duration_alarms(deployment, spec):
+    found = alarms(deployment)
+    name = f"{prefix(deployment)}-analytics-{spec.key}"
+    function = {"FunctionName": spec.function_name(prefix(deployment))}
+    errors = found[f"{name}-errors"]
+    assert (errors["namespace"], errors["metricName"], errors["dimensions"]) == (
+        "AWS/Lambda",
+        "Errors",
+        function,
+    )
+    assert (errors["statistic"], errors["period"], errors["threshold"]) == ("Sum", 3600, 5)
+    assert errors["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    throttles = found[f"{name}-throttles"]
+    assert (throttles["metricName"], throttles["dimensions"], throttles["threshold"]) == (
+        "Throttles",
+        function,
+        0,
+    )
+    assert throttles["comparisonOperator"] == "GreaterThanThreshold"
+    duration = found[f"{name}-duration-p95"]
+    assert (duration["metricName"], duration["dimensions"], duration["extendedStatistic"]) == (
+        "Duration",
+        function,
+        "p95",
+    )
+    assert duration["threshold"] == spec.timeout_seconds * 1000 * 0.8
+    assert duration["comparisonOperator"] == "GreaterThanThreshold"
+
+
+@pytest.mark.parametrize(
+    ("table", "operations"),
+    [
+        ("metrics", ["BatchWriteItem", "Query"]),
+        ("reports", ["GetItem", "PutItem", "Query", "UpdateItem"]),
+        ("report-schedules", ["DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]),
+        ("report-cache", ["GetItem", "PutItem"]),
+    ],
+)
+def test_table_alarms_add_up_every_operation_with_table_and_operation(
+    deployment, table, operations
+):
+    found = alarms(deployment)
+    table_name = f"{prefix(deployment)}-{table}"
+    for what, metric_name, threshold in (
+        ("throttles", "ThrottledRequests", 5),
+        ("system-errors", "SystemErrors", 1),
+    ):
+        alarm = found[f"{prefix(deployment)}-analytics-table-{table}-{what}"]
+        queries = {q["id"]: q for q in alarm["metricQueries"]}
+        result = queries.pop("result")
+        assert result["returnData"] is True
+        assert result["expression"] == f"SUM([{', '.join(op.lower() for op in operations)}])"
+        assert [q["metric"]["dimensions"] for q in queries.values()] == [
+            {"TableName": table_name, "Operation": op} for op in operations
+        ]
+        for query in queries.values():
+            assert query["metric"]["namespace"] == "AWS/DynamoDB"
+            assert query["metric"]["metricName"] == metric_name
+            assert (query["metric"]["stat"], query["metric"]["period"]) == ("Sum", 300)
+        assert len(alarm["metricQueries"]) <= 10
+        assert alarm["threshold"] == threshold
+
+
+def test_api_alarms_watch_the_http_api_by_its_id(deployment):
+    found = alarms(deployment)
+    rate = found[f"{prefix(deployment)}-analytics-api-5xx-rate"]
+    threshold = {"staging": 5, "production": 1}[deployment.stack]
+    assert rate["threshold"] == threshold
+    metrics = {q["id"]: q.get("metric") for q in rate["metricQueries"]}
+    assert metrics["errors"]["metricName"] == "5xx"
+    assert metrics["total"]["metricName"] == "Count"
+    for metric in (metrics["errors"], metrics["total"]):
+        assert metric["namespace"] == "AWS/ApiGateway"
+        assert metric["dimensions"] == {"ApiId": API_ID}
+    expression = next(q for q in rate["metricQueries"] if q["id"] == "result")["expression"]
+    assert expression == "IF(total > 0, 100 * FILL(errors, 0) / total, 0)"
+
+    latency = found[f"{prefix(deployment)}-analytics-api-latency-p95"]
+    assert (latency["metricName"], latency["dimensions"], latency["extendedStatistic"]) == (
+        "Latency",
+        {"ApiId": API_ID},
+        "p95",
+    )
+    assert latency["threshold"] == 500
+
+
+def test_api_alarms_wait_for_the_api_whose_id_they_use(deployment):
+    api = deployment.one("aws:apigatewayv2/api:Api")
+    component = deployment.one(COMPONENT)
+    for resource in deployment.children_of(component):
+        if resource.type == ALARM and "-api-" in resource.inputs["name"]:
+            assert api.urn in resource.dependencies, resource.name
+
+
+def test_failed_reports_alarm_on_the_custom_metric_per_hour(deployment):
+    alarm = alarms(deployment)[f"{prefix(deployment)}-analytics-report-failures"]
+    assert alarm["namespace"] == "SecureBase/Analytics"
+    assert alarm["metricName"] == "ReportGenerationFailures"
+    assert alarm["dimensions"] == {"Environment": deployment.stack}
+    assert (alarm["statistic"], alarm["period"]) == ("Sum", 3600)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 3)
+
+
+def test_an_aggregator_that_stops_running_raises_an_alarm(deployment):
+    alarm = alarms(deployment)[f"{prefix(deployment)}-analytics-aggregator-not-running"]
+    assert alarm["metricName"] == "AggregatorRunsCompleted"
+    assert alarm["dimensions"] == {"Environment": deployment.stack}
+    assert (alarm["statistic"], alarm["period"]) == ("Sum", 3600)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 1)
+    assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (2, 2)
+    assert alarm["treatMissingData"] == "breaching"
+
+
+def test_only_the_heartbeat_treats_missing_data_as_breaching(deployment):
+    for name, alarm in alarms(deployment).items():
+        if not name.endswith("aggregator-not-running"):
+            assert alarm["treatMissingData"] == "notBreaching", name
+
+
+@pytest.mark.parametrize("queue", ["report-jobs-dlq", "async-failures"])
+def test_dead_letter_queues_alarm_as_soon_as_anything_lands(deployment, queue):
+    queue_name = f"{prefix(deployment)}-analytics-{queue}"
+    alarm = alarms(deployment)[f"{queue_name}-not-empty"]
+    assert alarm["namespace"] == "AWS/SQS"
+    assert alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["dimensions"] == {"QueueName": queue_name}
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def dashboard(deployment: Deployment, name: str) -> Resource:
+    return deployment.one(DASHBOARD, lambda r: r.inputs["dashboardName"] == name)
+
+
+def metric_rows(body: dict) -> list[list]:
+    return [
+        row for w in body["widgets"] if w["type"] == "metric" for row in w["properties"]["metrics"]
+    ]
+
+
+def test_the_dashboard_shows_every_function_table_the_api_and_the_bucket(deployment):
+    body = json.loads(
+        dashboard(deployment, f"{prefix(deployment)}-analytics").inputs["dashboardBody"]
+    )
+    rows = metric_rows(body)
+    for row in rows:
+        namespace, _metric, *dimensions = (part for part in row if not isinstance(part, dict))
+        assert namespace.startswith("AWS/") or namespace == "SecureBase/Analytics", row
+        assert len(dimensions) % 2 == 0 and dimensions, row
+        assert all(isinstance(part, str) and part for part in dimensions), row
+
+    def dimension_values(name: str) -> set[str]:
+        return {row[row.index(name) + 1] for row in rows if name in row}
+
+    assert {spec.function_name(prefix(deployment)) for spec in ALL_FUNCTIONS} <= dimension_values(
+        "FunctionName"
+    )
+    assert dimension_values("TableName") == {f"{prefix(deployment)}-{t}" for t in TABLES}
+    assert dimension_values("ApiId") == {API_ID}
+    assert dimension_values("BucketName") == {f"{prefix(deployment)}-reports-{ACCOUNT_ID}"}
+    assert dimension_values("StorageType") == {"StandardStorage", "AllStorageTypes"}
+    assert dimension_values("Environment") == {deployment.stack}
+    for widget in body["widgets"]:
+        if widget["type"] == "metric":
+            assert widget["properties"]["region"] == REGION
+    alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}" for name in alarms(deployment)
+    )
+    assert deployment.outputs["dashboard_names"]["analytics"] == f"{prefix(deployment)}-analytics"
