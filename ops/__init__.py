@@ -1,0 +1,1 @@
+"""Operational tools for running the deployed service (not deployed themselves)."""

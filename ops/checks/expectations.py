@@ -1,0 +1,135 @@
+"""What a healthy stack looks like, taken from the code that deploys it.
+
+Nothing here is restated: tables come from `handlers.shared.tables`, the
+functions and their runtime, architecture, sizing and layers from
+`components.functions`, the routes and analytics schedules from
+`components.api`, the monitor's schedule and observation window from
+`components.phase2_monitor`, the bucket rules from `components.bucket_rules`,
+and every per-stack number (log retention, throttling, report expiry, alert
+emails, the window's dates) from the stack's own `Pulumi.<stack>.yaml`,
+parsed by `components.settings` exactly as the program parses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.api import ANALYTICS_SCHEDULES, ROUTES
+from components.functions import ALL_FUNCTIONS, AUTHORIZER, PHASE2_MONITOR, FunctionSpec
+from components.observability import ACCESS_LOG_KEY
+from components.phase2_monitor import SCHEDULE_EXPRESSION, schedule_window
+from components.settings import StackSettings, parse_settings
+from handlers.shared.tables import ALL_TABLES, TableSpec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The authorizer reads the bearer token from this header.
+AUTHORIZATION_IDENTITY_SOURCE = "$request.header.Authorization"
+API_ACCESS_LOG_KEY = ACCESS_LOG_KEY  # log_group_names key of the stage's access logs
+
+
+@dataclass(frozen=True)
+class ExpectedRoute:
+    method: str
+    path: str
+    function: str  # function key
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class ExpectedSchedule:
+    function: str  # function key, also the schedule_names key
+    expression: str
+    enabled: bool
+    why_disabled: str = ""
+
+
+@dataclass(frozen=True)
+class Expectations:
+    stack: str
+    settings: StackSettings
+    now: dt.datetime
+    tables: tuple[TableSpec, ...] = ALL_TABLES
+    functions: tuple[FunctionSpec, ...] = ALL_FUNCTIONS
+
+    @property
+    def environment(self) -> str:
+        return self.settings.environment
+
+    @property
+    def is_production(self) -> bool:
+        return self.settings.is_production
+
+    def resource_name(self, what: str) -> str:
+        return self.settings.resource_name(what)
+
+    @property
+    def routes(self) -> tuple[ExpectedRoute, ...]:
+        return tuple(ExpectedRoute(r.method, r.path, r.function.key) for r in ROUTES)
+
+    @property
+    def api_functions(self) -> tuple[str, ...]:
+        """Function keys API Gateway invokes: the authorizer and every route's target."""
+        return tuple(dict.fromkeys([AUTHORIZER.key, *(route.function for route in self.routes)]))
+
+    @property
+    def smoke_routes(self) -> tuple[ExpectedRoute, ...]:
+        """GET routes without path parameters: callable with nothing but a token."""
+        return tuple(r for r in self.routes if r.method == "GET" and "{" not in r.path)
+
+    @property
+    def schedules(self) -> tuple[ExpectedSchedule, ...]:
+        phase2 = self.settings.phase2
+        # The program deploys the monitor's schedule disabled once the window is over.
+        window = schedule_window(phase2.window_start, phase2.window_days, self.now)
+        return (
+            *(
+                ExpectedSchedule(s.function.key, s.expression, enabled=True)
+                for s in ANALYTICS_SCHEDULES
+            ),
+            ExpectedSchedule(
+                PHASE2_MONITOR.key,
+                SCHEDULE_EXPRESSION,
+                enabled=window.enabled,
+                why_disabled=f"the observation window ended on {phase2.window_end}",
+            ),
+        )
+
+
+def load_expectations(stack: str, now: dt.datetime, root: Path = REPO_ROOT) -> Expectations:
+    return Expectations(stack=stack, settings=load_stack_settings(stack, root), now=now)
+
+
+def load_stack_settings(stack: str, root: Path = REPO_ROOT) -> StackSettings:
+    """The stack's settings from its committed config file (secret values left out)."""
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    config: dict[str, Any] = document.get("config") or {}
+
+    def lookup(full_key: str) -> str | None:
+        value = config.get(full_key)
+        # Encrypted values ({"secure": "v1:..."}) are never needed to validate.
+        if value is None or (isinstance(value, dict) and "secure" in value):
+            return None
+        return _config_string(value)
+
+    return parse_settings(lookup, stack)
+
+
+def _config_string(value: Any) -> str:
+    """A YAML value as the Pulumi CLI hands it to the program."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)

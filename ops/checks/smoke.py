@@ -1,0 +1,89 @@
+"""Smoke test: every parameterless GET route answers 200 with a token and 401 without.
+
+The token is a short-lived service token for a test tenant (see the runbook);
+without one, the 200 half is skipped and reported as such. Nothing is
+created: only GET routes are called.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from functools import partial
+from urllib.parse import urlparse
+
+from ops.checks.base import Check, CheckError, Outcome, failed, passed, skipped
+from ops.checks.expectations import Expectations, ExpectedRoute
+from ops.checks.outputs import StackOutputs
+
+USER_AGENT = "securebase-deployment-validator"
+
+
+def smoke_checks(
+    outputs: StackOutputs, expect: Expectations, token: str | None, timeout_seconds: float
+) -> list[Check]:
+    checks = []
+    for route in expect.smoke_routes:
+        checks += [
+            Check(
+                "smoke",
+                f"{route.key} with a token: 200 JSON",
+                partial(_with_token, outputs, route, token, timeout_seconds),
+            ),
+            Check(
+                "smoke",
+                f"{route.key} without a token: 401",
+                partial(_without_token, outputs, route, timeout_seconds),
+            ),
+        ]
+    return checks
+
+
+def _with_token(
+    outputs: StackOutputs, route: ExpectedRoute, token: str | None, timeout: float
+) -> Outcome:
+    if not token:
+        return skipped("no token given (--token or SMOKE_TEST_TOKEN)")
+    status, body = _get(outputs, route, {"Authorization": f"Bearer {token}"}, timeout)
+    if status != 200:
+        return failed(f"HTTP {status}: {_excerpt(body)}")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return failed(f"HTTP 200 but the body is not JSON: {_excerpt(body)}")
+    if not isinstance(document, dict):
+        return failed(f"HTTP 200 but the body is not a JSON object: {_excerpt(body)}")
+    return passed(f"HTTP 200, JSON with {', '.join(sorted(document)[:4])}")
+
+
+def _without_token(outputs: StackOutputs, route: ExpectedRoute, timeout: float) -> Outcome:
+    status, body = _get(outputs, route, {}, timeout)
+    if status == 401:
+        return passed("HTTP 401")
+    return failed(f"HTTP {status}, expected 401: {_excerpt(body)}")
+
+
+def _get(
+    outputs: StackOutputs, route: ExpectedRoute, headers: dict[str, str], timeout: float
+) -> tuple[int, str]:
+    base = outputs.text("api_url").rstrip("/")
+    if urlparse(base).scheme not in ("https", "http"):
+        raise CheckError(f"api_url {base!r} is not an HTTP(S) URL")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        f"{base}{route.path}", headers={"User-Agent": USER_AGENT, **headers}, method="GET"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise CheckError(
+            f"no answer from {base}{route.path}: {getattr(error, 'reason', error)}"
+        ) from error
+
+
+def _excerpt(body: str, limit: int = 120) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
