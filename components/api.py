@@ -10,7 +10,6 @@ routes (or schedule) that call it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from components.functions import (
     ANALYTICS_FUNCTIONS,
     ARCHITECTURE,
     AUTHORIZER,
+    FUNCTIONS_BY_KEY,
     QUERY,
     REPORT_ENGINE,
     REPORTER,
@@ -34,6 +34,7 @@ from components.observability import ACCESS_LOG_KEY
 from components.packaging import function_archive, layer_archive
 from components.settings import StackSettings
 from handlers.shared import env
+from handlers.shared.routes import DEPLOYED_ROUTES
 from handlers.shared.telemetry import DEFAULT_METRICS_NAMESPACE
 
 LOG_LEVEL = "INFO"
@@ -75,41 +76,6 @@ ACCESS_LOG_FORMAT = json.dumps(
         "customerId": "$context.authorizer.customer_id",
     },
     separators=(",", ":"),
-)
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    function: FunctionSpec
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.path}"
-
-    @property
-    def slug(self) -> str:
-        """`GET /analytics/reports/{id}` -> `get-analytics-reports-id`, for resource names."""
-        return "-".join([self.method.lower(), *re.findall(r"[a-z0-9]+", self.path)])
-
-    @property
-    def source_path(self) -> str:
-        """The path as it appears in an execute-api ARN: path parameters become `*`."""
-        return re.sub(r"\{[^}]+\}", "*", self.path)
-
-
-ROUTES: tuple[Route, ...] = (
-    Route("GET", "/analytics/usage", QUERY),
-    Route("GET", "/analytics/compliance", QUERY),
-    Route("GET", "/analytics/costs", QUERY),
-    Route("POST", "/analytics/reports", REPORTER),
-    Route("GET", "/analytics/reports", REPORTER),
-    Route("GET", "/analytics/reports/{id}", REPORTER),
-    Route("POST", "/analytics/schedules", REPORT_ENGINE),
-    Route("GET", "/analytics/schedules", REPORT_ENGINE),
-    Route("GET", "/analytics/schedules/{id}", REPORT_ENGINE),
-    Route("DELETE", "/analytics/schedules/{id}", REPORT_ENGINE),
 )
 
 
@@ -569,18 +535,16 @@ class AnalyticsApi(pulumi.ComponentResource):
                 timeout_milliseconds=integration_timeout_ms(spec),
                 opts=child,
             )
-            for spec in dict.fromkeys(route.function for route in ROUTES)
+            for spec in dict.fromkeys(FUNCTIONS_BY_KEY[route.function] for route in DEPLOYED_ROUTES)
         }
         routes = []
-        for route in ROUTES:
+        for route in DEPLOYED_ROUTES:
             routes.append(
                 aws.apigatewayv2.Route(
                     f"{name}-route-{route.slug}",
                     api_id=self.api.id,
                     route_key=route.key,
-                    target=pulumi.Output.concat(
-                        "integrations/", integrations[route.function.key].id
-                    ),
+                    target=pulumi.Output.concat("integrations/", integrations[route.function].id),
                     authorization_type="CUSTOM",
                     authorizer_id=authorizer.id,
                     opts=child,
@@ -588,13 +552,11 @@ class AnalyticsApi(pulumi.ComponentResource):
             )
             aws.lambda_.Permission(
                 f"{name}-invoke-{route.slug}",
-                function=self.functions[route.function.key].name,
+                function=self.functions[route.function].name,
                 action="lambda:InvokeFunction",
                 principal="apigateway.amazonaws.com",
                 # Any stage, this method and path only.
-                source_arn=pulumi.Output.concat(
-                    execution_arn, "/*/", route.method, route.source_path
-                ),
+                source_arn=pulumi.Output.concat(execution_arn, "/*/", route.source_arn_path),
                 opts=child,
             )
 

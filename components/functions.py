@@ -104,3 +104,4 @@ ANALYTICS_FUNCTIONS: tuple[FunctionSpec, ...] = (
     AGGREGATOR,
 )
 ALL_FUNCTIONS: tuple[FunctionSpec, ...] = (*ANALYTICS_FUNCTIONS, PHASE2_MONITOR)
+FUNCTIONS_BY_KEY = {spec.key: spec for spec in ALL_FUNCTIONS}

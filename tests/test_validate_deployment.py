@@ -35,9 +35,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from components import bucket_rules
-from components.api import ANALYTICS_SCHEDULES, ROUTES
+from components.api import ANALYTICS_SCHEDULES
 from components.functions import ALL_FUNCTIONS, ARCHITECTURE, PHASE2_MONITOR, RUNTIME
 from components.phase2_monitor import SCHEDULE_EXPRESSION, monitor_config, schedule_window
+from handlers.shared.routes import DEPLOYED_ROUTES
 from handlers.shared.tables import ALL_TABLES, create_table_request
 from ops import validate_deployment
 from ops.checks import aws as aws_view
@@ -373,7 +374,7 @@ def _http_api(d: Deployment, rate_limit: float, burst_limit: int) -> str:
         IdentitySource=["$request.header.Authorization"],
         AuthorizerUri=_invoke_uri(functions["authorizer"]),
     )["AuthorizerId"]
-    routed = {route.key: route.function.key for route in ROUTES}
+    routed = {route.key: route.function for route in DEPLOYED_ROUTES}
     integrations = {
         key: gateway.create_integration(
             ApiId=api_id,
@@ -499,7 +500,7 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
     assert sum(n.startswith("function ") and n.endswith(": active") for n in names) == len(
         ALL_FUNCTIONS
     )
-    assert sum(n.startswith("route ") for n in names) == len(ROUTES)
+    assert sum(n.startswith("route ") for n in names) == len(DEPLOYED_ROUTES)
     assert sum(c["group"] == "smoke" for c in run.checks) == 10
 
 
@@ -730,7 +731,7 @@ def test_messages_in_a_dead_letter_queue_warn_without_failing(
     assert run.report["ok"] is True
 
 
-SMOKE_ROUTES = [r.key for r in ROUTES if r.method == "GET" and "{" not in r.path]
+SMOKE_ROUTES = [r.key for r in DEPLOYED_ROUTES if r.method == "GET" and "{" not in r.path]
 
 
 def test_without_a_token_the_200_checks_are_skipped_and_the_401_checks_still_run(

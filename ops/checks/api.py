@@ -142,7 +142,7 @@ def _no_extra_routes(aws: AwsView, outputs: StackOutputs, expected: set[str]) ->
         r["RouteKey"] for r in aws.routes(_api_id(outputs)) if r["RouteKey"] not in expected
     )
     if extra:
-        return failed(f"routes components.api does not define: {', '.join(extra)}")
+        return failed(f"routes handlers/shared/routes.py does not define: {', '.join(extra)}")
     return passed(f"{len(expected)} routes, all expected")
 
 

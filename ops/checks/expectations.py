@@ -20,11 +20,12 @@ from typing import Any
 
 import yaml
 
-from components.api import ANALYTICS_SCHEDULES, ROUTES
+from components.api import ANALYTICS_SCHEDULES
 from components.functions import ALL_FUNCTIONS, AUTHORIZER, PHASE2_MONITOR, FunctionSpec
 from components.observability import ACCESS_LOG_KEY
 from components.phase2_monitor import SCHEDULE_EXPRESSION, schedule_window
 from components.settings import StackSettings, parse_settings
+from handlers.shared.routes import DEPLOYED_ROUTES, Route
 from handlers.shared.tables import ALL_TABLES, TableSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,17 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The authorizer reads the bearer token from this header.
 AUTHORIZATION_IDENTITY_SOURCE = "$request.header.Authorization"
 API_ACCESS_LOG_KEY = ACCESS_LOG_KEY  # log_group_names key of the stage's access logs
-
-
-@dataclass(frozen=True)
-class ExpectedRoute:
-    method: str
-    path: str
-    function: str  # function key
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.path}"
 
 
 @dataclass(frozen=True)
@@ -73,8 +63,8 @@ class Expectations:
         return self.settings.resource_name(what)
 
     @property
-    def routes(self) -> tuple[ExpectedRoute, ...]:
-        return tuple(ExpectedRoute(r.method, r.path, r.function.key) for r in ROUTES)
+    def routes(self) -> tuple[Route, ...]:
+        return DEPLOYED_ROUTES
 
     @property
     def api_functions(self) -> tuple[str, ...]:
@@ -82,7 +72,7 @@ class Expectations:
         return tuple(dict.fromkeys([AUTHORIZER.key, *(route.function for route in self.routes)]))
 
     @property
-    def smoke_routes(self) -> tuple[ExpectedRoute, ...]:
+    def smoke_routes(self) -> tuple[Route, ...]:
         """GET routes without path parameters: callable with nothing but a token."""
         return tuple(r for r in self.routes if r.method == "GET" and "{" not in r.path)
 

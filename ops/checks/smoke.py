@@ -13,8 +13,9 @@ import urllib.request
 from functools import partial
 from urllib.parse import urlparse
 
+from handlers.shared.routes import Route
 from ops.checks.base import Check, CheckError, Outcome, failed, passed, skipped
-from ops.checks.expectations import Expectations, ExpectedRoute
+from ops.checks.expectations import Expectations
 from ops.checks.outputs import StackOutputs
 
 USER_AGENT = "securebase-deployment-validator"
@@ -40,9 +41,7 @@ def smoke_checks(
     return checks
 
 
-def _with_token(
-    outputs: StackOutputs, route: ExpectedRoute, token: str | None, timeout: float
-) -> Outcome:
+def _with_token(outputs: StackOutputs, route: Route, token: str | None, timeout: float) -> Outcome:
     if not token:
         return skipped("no token given (--token or SMOKE_TEST_TOKEN)")
     status, body = _get(outputs, route, {"Authorization": f"Bearer {token}"}, timeout)
@@ -57,7 +56,7 @@ def _with_token(
     return passed(f"HTTP 200, JSON with {', '.join(sorted(document)[:4])}")
 
 
-def _without_token(outputs: StackOutputs, route: ExpectedRoute, timeout: float) -> Outcome:
+def _without_token(outputs: StackOutputs, route: Route, timeout: float) -> Outcome:
     status, body = _get(outputs, route, {}, timeout)
     if status == 401:
         return passed("HTTP 401")
@@ -65,7 +64,7 @@ def _without_token(outputs: StackOutputs, route: ExpectedRoute, timeout: float) 
 
 
 def _get(
-    outputs: StackOutputs, route: ExpectedRoute, headers: dict[str, str], timeout: float
+    outputs: StackOutputs, route: Route, headers: dict[str, str], timeout: float
 ) -> tuple[int, str]:
     base = outputs.text("api_url").rstrip("/")
     if urlparse(base).scheme not in ("https", "http"):
