@@ -1,0 +1,189 @@
+"""Latency of the local stack (`python -m local`) under 500 requests at concurrency 20.
+
+The stack runs as its own process, exactly as `make run` starts it (embedded
+moto, the real authorizer and handlers behind the HTTP front door, seeded by
+the real aggregator), on a free port. The requests are GETs over the read
+routes for two tenants, with several periods and breakdowns; repeats of the
+same request hit the query cache, as a portal's would. The 20 client threads
+share 20 open HTTP/1.1 keep-alive connections. Latency is measured per request
+(send to last body byte); an error is an exception or a non-2xx status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import math
+import queue
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from bench.aws import offline_environment
+from bench.process import REPO_ROOT
+from bench.progress import Progress, say
+from local.config import DEFAULT_JWT_SECRET
+from local.token import mint
+
+REQUESTS = 500
+CONCURRENCY = 20
+TENANTS = ("acme", "globex")
+PATHS = (
+    "/analytics/usage?period=1d",
+    "/analytics/usage?period=7d",
+    "/analytics/usage?period=30d",
+    "/analytics/usage?period=90d",
+    "/analytics/usage?period=12w",
+    "/analytics/compliance",
+    "/analytics/costs?period=30d",
+    "/analytics/costs?period=90d&breakdown=service",
+    "/analytics/costs?period=7d&breakdown=region",
+)
+STARTUP_TIMEOUT_SECONDS = 180
+STOP_TIMEOUT_SECONDS = 15
+REQUEST_TIMEOUT_SECONDS = 30
+_READY = re.compile(r"ready at (http://127\.0\.0\.1:\d+)")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    seconds: float
+    ok: bool
+
+
+def request_plan(count: int) -> list[tuple[str, str]]:
+    """(tenant, path) for every request: each path for each tenant in turn."""
+    pairs = [(tenant, path) for path in PATHS for tenant in TENANTS]
+    return [pairs[index % len(pairs)] for index in range(count)]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of the values fall (nearest rank)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(round(fraction * len(ordered), 9)))
+    return ordered[rank - 1]
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], log: IO[str]) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        log.seek(0)
+        found = _READY.search(log.read())
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    log.seek(0)
+    raise RuntimeError(f"the local stack did not become ready:\n{log.read()[-2000:]}")
+
+
+@contextlib.contextmanager
+def local_stack(secret: str) -> Iterator[str]:
+    """`python -m local` on a free port; yields its base URL, always stops it."""
+    environment = offline_environment()
+    environment.update(PORT="0", ANALYTICS_JWT_SECRET=secret, LOG_LEVEL="WARNING")
+    with tempfile.TemporaryFile("w+", prefix="bench-local-") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local"],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield _wait_until_ready(process, log)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class _ConnectionPool:
+    """CONCURRENCY keep-alive connections, opened one by one before the clock starts.
+
+    Opening them all at once would measure the front door's listen backlog
+    (5, socketserver's default) rather than the API: dropped SYNs are retried
+    after a second or more.
+    """
+
+    def __init__(self, base_url: str, tokens: dict[str, str], size: int):
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
+        self._tokens = tokens
+        self._idle: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
+        for _ in range(size):
+            self._idle.put(self._open())
+
+    def _open(self) -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(
+            self._host, self._port, timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        connection.connect()
+        return connection
+
+    def get(self, tenant: str, path: str) -> Outcome:
+        connection = self._idle.get()
+        started = time.perf_counter()
+        try:
+            connection.request(
+                "GET", path, headers={"Authorization": f"Bearer {self._tokens[tenant]}"}
+            )
+            response = connection.getresponse()
+            response.read()
+            ok = 200 <= response.status < 300
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            ok = False
+        seconds = time.perf_counter() - started
+        # A failed connection is replaced (the reconnect is not timed).
+        self._idle.put(connection if ok else self._open())
+        return Outcome(seconds, ok)
+
+    def close(self) -> None:
+        while not self._idle.empty():
+            self._idle.get().close()
+
+
+def measure(progress: Progress = say) -> dict[str, Any]:
+    """The `local_api` section of the results."""
+    secret = DEFAULT_JWT_SECRET
+    tokens = {tenant: mint(tenant, secret) for tenant in TENANTS}
+    started = time.perf_counter()
+    with local_stack(secret) as base_url:
+        progress(f"  local stack ready at {base_url} in {time.perf_counter() - started:.1f} s")
+        connections = _ConnectionPool(base_url, tokens, CONCURRENCY)
+        # Loads the authorizer and query handlers, as the first request after a deploy would.
+        connections.get(TENANTS[0], PATHS[0])
+        plan = request_plan(REQUESTS)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            outcomes = list(pool.map(lambda pair: connections.get(*pair), plan))
+        wall = time.perf_counter() - started
+        connections.close()
+    latencies_ms = [outcome.seconds * 1000 for outcome in outcomes]
+    results = {
+        "requests": len(outcomes),
+        "concurrency": CONCURRENCY,
+        "p50_ms": round(statistics.median(latencies_ms), 1),
+        "p95_ms": round(percentile(latencies_ms, 0.95), 1),
+        "max_ms": round(max(latencies_ms), 1),
+        "errors": sum(not outcome.ok for outcome in outcomes),
+        "requests_per_s": round(len(outcomes) / wall, 1),
+    }
+    progress(
+        f"  p50 {results['p50_ms']} ms, p95 {results['p95_ms']} ms,"
+        f" {results['errors']} errors, {results['requests_per_s']} requests/s"
+    )
+    return results
