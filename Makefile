@@ -7,17 +7,25 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
+CUSTOMER ?= acme
+PORT ?= 8080
+
 .PHONY: help venv test lint format run token bench
 
 help:
-	@echo "make venv    build .venv from uv.lock (pinned, exact versions)"
-	@echo "make test    lint (ruff) and run the whole test suite (pytest)"
-	@echo "make format  apply ruff's formatting and safe fixes"
+	@echo "make run                  the whole API locally on http://127.0.0.1:\$$PORT (default 8080)"
+	@echo "make token CUSTOMER=acme  print a local API token for a tenant"
+	@echo "make test                 lint (ruff) and run the whole test suite (pytest)"
+	@echo "make bench                measure the service; writes bench/results/latest.json"
+	@echo "make venv                 build .venv from uv.lock (pinned, exact versions)"
+	@echo "make format               apply ruff's formatting and safe fixes"
 
-# The venv is rebuilt only when the lock or the project file changes.
+# The venv is rebuilt only when the lock or the project file changes. Its
+# progress goes to stderr so `$$(make token)` captures only the token.
 $(VENV)/.synced: pyproject.toml uv.lock
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --python 3.11
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" >&2
+	@echo "$(UV) sync --frozen --python 3.11" >&2
+	@$(UV) sync --frozen --python 3.11 >&2
 	@touch $@
 
 venv: $(VENV)/.synced
@@ -32,3 +40,12 @@ format: venv
 
 test: lint
 	$(VENV)/bin/pytest
+
+run: venv
+	@PORT=$(PORT) $(PY) -m local
+
+token: venv
+	@$(PY) -m local.token "$(CUSTOMER)"
+
+bench: venv
+	$(PY) -m bench

@@ -70,7 +70,8 @@ class Request:
             return {}
         try:
             value = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        # RecursionError: deeply nested arrays or objects exhaust the decoder's stack.
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(400, "invalid_json", "request body must be a JSON object") from None
         if not isinstance(value, dict):
             raise ApiError(400, "invalid_json", "request body must be a JSON object")

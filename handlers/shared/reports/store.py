@@ -151,7 +151,8 @@ def _decode_cursor(tenant: str, cursor: str) -> dict[str, Any]:
     invalid = bad_request("next", "the `next` value of a previous page of your reports")
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    # RecursionError: a cursor of deeply nested JSON arrays exhausts the decoder's stack.
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise invalid from None
     if (
         not isinstance(payload, dict)
@@ -166,7 +167,8 @@ def _decode_cursor(tenant: str, cursor: str) -> dict[str, Any]:
 def page_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone accepts digits int() rejects, such as '²'.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise bad_request("limit", f"an integer from 1 to {MAX_PAGE_SIZE}", raw)
     return int(raw)
 

@@ -1,0 +1,198 @@
+"""The embedded AWS emulator (moto in server mode, loopback only) and what lives in it.
+
+`provision` creates what the stack would: the four tables from
+`handlers/shared/tables.py` (the definitions AnalyticsData deploys), the
+reports bucket with the same guard rails, the JWT secret, the report-jobs
+queue, a verified SES sender and the Phase 2 customers table the aggregator
+reads. It returns the environment the handlers run with, the same variable
+names AnalyticsApi sets in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from components import bucket_rules
+from handlers.shared import env
+from handlers.shared.tables import create_tables
+from local.config import ACCOUNT_ID, AUDIENCE, ENVIRONMENT, ISSUER, REGION, TENANT_CLAIM, TENANTS
+
+PREFIX = f"securebase-{ENVIRONMENT}"
+REPORTS_BUCKET = f"{PREFIX}-reports-{ACCOUNT_ID}"
+CUSTOMERS_TABLE = f"{PREFIX}-customers"
+JWT_SECRET_NAME = f"securebase/{ENVIRONMENT}/jwt-signing-key"
+REPORT_JOBS_QUEUE = f"{PREFIX}-analytics-report-jobs"
+SENDER_DOMAIN = "local.securebase.example.com"
+REPORT_SENDER = f"reports@{SENDER_DOMAIN}"
+CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
+REPORT_RETENTION_DAYS = 90
+
+
+@dataclass
+class Emulator:
+    """moto's server on 127.0.0.1; boto3 reaches it through AWS_ENDPOINT_URL."""
+
+    # 0: the system picks a free port when the server binds, so no other
+    # process can take it between choosing and binding.
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        # moto's server logs every request it serves; the console is for progress.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        # Everything in this process (handlers included) talks to the
+        # emulator with throwaway credentials, never to a real account.
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - the emulator ignores it
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+        )
+        for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(variable, None)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def provision(jwt_secret: str) -> dict[str, str]:
+    """Creates the stack's resources in the emulator; returns the handlers' environment."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    tables = create_tables(dynamodb, ENVIRONMENT)
+    dynamodb.create_table(
+        TableName=CUSTOMERS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
+    )
+    for tenant in TENANTS:
+        dynamodb.put_item(
+            TableName=CUSTOMERS_TABLE,
+            Item={
+                "customer_id": {"S": tenant.customer_id},
+                "name": {"S": tenant.name},
+                "aws_account_id": {"S": tenant.aws_account_id},
+                "status": {"S": tenant.status},
+            },
+        )
+
+    _create_reports_bucket(boto3.client("s3", region_name=REGION))
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=JWT_SECRET_NAME, SecretString=jwt_secret
+    )
+    sqs = boto3.client("sqs", region_name=REGION)
+    dead_letters = sqs.create_queue(QueueName=f"{REPORT_JOBS_QUEUE}-dlq")["QueueUrl"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])
+    jobs = sqs.create_queue(
+        QueueName=REPORT_JOBS_QUEUE,
+        Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": dead_letter_arn["Attributes"]["QueueArn"],
+                    "maxReceiveCount": "3",
+                }
+            ),
+        },
+    )["QueueUrl"]
+    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=SENDER_DOMAIN)
+
+    return {
+        env.ENVIRONMENT: ENVIRONMENT,
+        env.LOG_LEVEL: os.environ.get("LOG_LEVEL", "WARNING"),
+        env.METRICS_TABLE: tables["metrics"],
+        env.REPORTS_TABLE: tables["reports"],
+        env.SCHEDULES_TABLE: tables["report-schedules"],
+        env.CACHE_TABLE: tables["report-cache"],
+        env.REPORTS_BUCKET: REPORTS_BUCKET,
+        env.CUSTOMERS_TABLE: CUSTOMERS_TABLE,
+        env.JWT_ISSUER: ISSUER,
+        env.JWT_AUDIENCE: AUDIENCE,
+        env.JWT_TENANT_CLAIM: TENANT_CLAIM,
+        env.JWT_SECRET_ID: secret["ARN"],
+        env.CORS_ALLOWED_ORIGINS: ",".join(CORS_ORIGINS),
+        env.CACHE_TTL_SECONDS: "60",
+        env.REPORT_URL_EXPIRY_SECONDS: "900",
+        env.REPORT_JOBS_QUEUE_URL: jobs,
+        env.REPORT_SENDER: REPORT_SENDER,
+        env.USAGE_NAMESPACE: "SecureBase/Platform",
+        env.USAGE_TENANT_DIMENSION: "CustomerId",
+        env.USAGE_METRIC_NAMES: json.dumps(
+            {
+                "api_calls": "ApiCalls",
+                "storage_gb": "StorageBytes",
+                "compute_hours": "ComputeSeconds",
+                "data_transfer_gb": "DataTransferBytes",
+            }
+        ),
+        env.COST_REFRESH_HOURS: "6",
+        env.HOURLY_RETENTION_DAYS: "7",
+    }
+
+
+def _create_reports_bucket(s3) -> None:
+    """The bucket with the rules AnalyticsData deploys (SSE-S3, as in staging).
+
+    The TLS-only bucket policy is left out: the emulator listens on plain HTTP
+    on loopback, which that policy exists to refuse.
+    """
+    s3.create_bucket(Bucket=REPORTS_BUCKET)
+    s3.put_public_access_block(
+        Bucket=REPORTS_BUCKET, PublicAccessBlockConfiguration=bucket_rules.PUBLIC_ACCESS_BLOCK
+    )
+    s3.put_bucket_ownership_controls(
+        Bucket=REPORTS_BUCKET,
+        OwnershipControls={"Rules": [{"ObjectOwnership": bucket_rules.OBJECT_OWNERSHIP}]},
+    )
+    s3.put_bucket_encryption(
+        Bucket=REPORTS_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_versioning(Bucket=REPORTS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=REPORTS_BUCKET,
+        LifecycleConfiguration={"Rules": [bucket_rules.lifecycle_rule(REPORT_RETENTION_DAYS)]},
+    )
+
+
+def sent_emails(recipient: str | None = None) -> list[dict[str, Any]]:
+    """The emails SES accepted (the report engine's), oldest first; only `recipient`'s if given.
+
+    Read from moto's SES backend, which lives in this process with the server.
+    """
+    from moto.ses.models import Message, ses_backends
+
+    emails = []
+    for message in ses_backends[ACCOUNT_ID][REGION].sent_messages:
+        if not isinstance(message, Message):
+            continue
+        to = list(message.destinations.get("ToAddresses", []))
+        if recipient is None or recipient in to:
+            emails.append(
+                {
+                    "id": message.id,
+                    "from": message.source,
+                    "to": to,
+                    "subject": message.subject,
+                    "html": message.body,
+                }
+            )
+    return emails

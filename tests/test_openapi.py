@@ -1,0 +1,273 @@
+"""handlers/openapi.yaml: valid OpenAPI 3.1, exactly the API's routes, exact schemas.
+
+The schemas are held to what the handlers do: every example in the document
+validates, bodies the API never sends are rejected, and the request patterns
+accept exactly what the handlers' own parsers accept. Real responses of the
+local stack are validated against it in test_local_e2e.py, and schemathesis
+fuzzes the stack from it in test_local_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from handlers.shared.http import ApiError
+from handlers.shared.periods import parse_period
+from handlers.shared.reports.ids import new_id
+from handlers.shared.reports.schedules import WEEKDAYS, is_valid_email, parse_schedule
+from handlers.shared.routes import ROUTES
+from tests.openapi_document import (
+    JSON,
+    component_validator,
+    document,
+    operations,
+    pointer,
+    resolve,
+    validator_at,
+)
+
+
+def schema(name: str) -> dict[str, Any]:
+    return document()["components"]["schemas"][name]
+
+
+def is_valid(name: str, instance: Any) -> bool:
+    return component_validator(name).is_valid(instance)
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    assert document()["openapi"].startswith("3.1.")
+    errors = [error.message for error in OpenAPIV31SpecValidator(document()).iter_errors()]
+    assert errors == []
+
+
+def test_it_describes_exactly_the_routes_the_api_serves() -> None:
+    described = {(method, path) for method, path, _ in operations()}
+    assert described == {(route.method, route.path) for route in ROUTES}
+
+
+@pytest.mark.parametrize(("method", "path"), [(route.method, route.path) for route in ROUTES])
+def test_every_operation_declares_its_path_parameters_and_the_gateway_answers(
+    method: str, path: str
+) -> None:
+    operation = resolve(pointer("paths", path, method.lower()))
+    declared = set()
+    for parameter in operation.get("parameters", []):
+        parameter = resolve(parameter["$ref"]) if "$ref" in parameter else parameter
+        if parameter["in"] == "path":
+            declared.add(parameter["name"])
+    assert declared == set(re.findall(r"{([^}]+)}", path))
+    assert operation.get("security", document()["security"]) == [{"bearerAuth": []}]
+    # API Gateway's own answers: no token, a rejected token, throttling.
+    assert {"401", "403", "429"} <= set(operation["responses"])
+    assert operation["operationId"]
+
+
+def _examples() -> list[tuple[str, Any]]:
+    """(schema location, example) for every example of a JSON body in the document."""
+    found = []
+
+    def collect(media_location: str, media: dict[str, Any]) -> None:
+        schema_location = f"{media_location}/schema"
+        if "example" in media:
+            found.append((schema_location, media["example"]))
+        for example in media.get("examples", {}).values():
+            found.append((schema_location, example["value"]))
+
+    for method, path, operation in operations():
+        base = pointer("paths", path, method.lower())
+        body = operation.get("requestBody", {}).get("content", {})
+        if JSON in body:
+            collect(f"{base}/requestBody/content/{pointer(JSON)[2:]}", body[JSON])
+        for status, response in operation["responses"].items():
+            if "$ref" not in response and JSON in response.get("content", {}):
+                content = f"{base}/responses/{status}/content/{pointer(JSON)[2:]}"
+                collect(content, response["content"][JSON])
+    for name, response in document()["components"]["responses"].items():
+        content = pointer("components", "responses", name, "content", JSON)
+        collect(content, response["content"][JSON])
+    return found
+
+
+EXAMPLES = _examples()
+
+
+def test_the_document_has_examples_for_every_kind_of_body() -> None:
+    locations = " ".join(location for location, _ in EXAMPLES)
+    for fragment in ("usage", "compliance", "costs", "reports", "schedules", "BadRequest"):
+        assert fragment in locations
+
+
+@pytest.mark.parametrize(("location", "example"), EXAMPLES, ids=[loc for loc, _ in EXAMPLES])
+def test_every_example_matches_its_schema(location: str, example: Any) -> None:
+    errors = [error.message for error in validator_at(location).iter_errors(example)]
+    assert errors == []
+
+
+# The schemas reject what the API never sends.
+
+REPORT = {
+    "id": "01M84G0H74RPGX32QJQ4608KD4",
+    "type": "summary",
+    "format": "pdf",
+    "period": "7d",
+    "status": "ready",
+    "filename": "securebase-acme-summary-7d-2026-11-23.pdf",
+    "size_bytes": 7343,
+    "rows": 7,
+    "created_at": "2026-11-23T15:22:22Z",
+    "completed_at": "2026-11-23T15:22:23Z",
+    "url": "http://127.0.0.1:35669/bucket/acme/report.pdf?X-Amz-Signature=abc",
+    "expires_at": "2026-11-23T15:37:23Z",
+    "error": None,
+}
+
+
+def test_a_report_is_ready_with_a_url_or_not_ready_without_one() -> None:
+    assert is_valid("Report", REPORT)
+    assert not is_valid("Report", {**REPORT, "url": None})
+    pending = {**REPORT, "status": "pending", "url": None, "expires_at": None}
+    assert is_valid("Report", {**pending, "size_bytes": None, "completed_at": None})
+    assert not is_valid("Report", {**pending, "url": REPORT["url"]})
+    assert not is_valid("Report", {**REPORT, "surprise": 1})
+    assert not is_valid("Report", {key: REPORT[key] for key in REPORT if key != "error"})
+    assert not is_valid("Report", {**REPORT, "created_at": "2026-11-23 15:22:22"})
+    assert not is_valid("Report", {**REPORT, "format": "excel"})  # always answered as xlsx
+    failed = {**pending, "status": "failed", "error": "rendering the PDF file failed"}
+    assert is_valid("ReportFailure", {**failed, "code": "report_failed"})
+    assert not is_valid("ReportFailure", {**failed, "code": "report_failed", "status": "ready"})
+
+
+def test_usage_series_points_are_daily_or_hourly_never_both() -> None:
+    figures = {"api_calls": 1, "storage_gb": 2.5, "compute_hours": 0, "data_transfer_gb": 0.1}
+    assert is_valid("DailyUsagePoint", {"date": "2026-11-23", **figures})
+    assert is_valid("HourlyUsagePoint", {"hour": "2026-11-23T05:00:00Z", **figures})
+    assert not is_valid("DailyUsagePoint", {"date": "2026-11-23", "extra": 1, **figures})
+    assert not is_valid("UsageMetrics", {**figures, "date": "2026-11-23"})
+    assert not is_valid("UsageMetrics", {**figures, "api_calls": 1.5})
+
+
+def test_errors_have_exactly_a_message_and_a_code() -> None:
+    assert is_valid("Error", {"error": "limit must be ...", "code": "invalid_limit"})
+    assert is_valid("Error", {"error": "...", "code": "invalid_Idempotency-Key"})
+    assert not is_valid("Error", {"error": "no code"})
+    assert not is_valid("Error", {"error": "x", "code": "x", "message": "x"})
+    assert not is_valid("GatewayError", {"error": "x", "code": "x"})
+
+
+# Request schemas accept exactly what the handlers accept.
+
+SCHEDULE = {"format": "csv", "time_utc": "06:00", "recipients": ["ops@acme.example.com"]}
+SCHEDULES = [
+    {**SCHEDULE, "frequency": "daily"},
+    {**SCHEDULE, "frequency": "weekly", "day_of_week": "monday"},
+    {**SCHEDULE, "frequency": "monthly", "day_of_month": 28},
+    {**SCHEDULE, "frequency": "weekly", "day_of_week": "friday", "type": "detailed"},
+    {**SCHEDULE, "frequency": "daily", "format": "excel", "period": "12m"},
+]
+NOT_SCHEDULES = [
+    {**SCHEDULE, "frequency": "weekly"},  # no day_of_week
+    {**SCHEDULE, "frequency": "daily", "day_of_week": "monday"},
+    {**SCHEDULE, "frequency": "monthly", "day_of_month": 29},
+    {**SCHEDULE, "frequency": "monthly", "day_of_month": 1, "day_of_week": "monday"},
+    {**SCHEDULE, "frequency": "hourly"},
+    {**SCHEDULE, "frequency": "daily", "time_utc": "24:00"},
+    {**SCHEDULE, "frequency": "daily", "recipients": []},
+    {**SCHEDULE, "frequency": "daily", "recipients": ["not-an-address"]},
+    {**SCHEDULE, "frequency": "daily", "recipients": [f"r{n}@acme.example.com" for n in range(11)]},
+    {**SCHEDULE, "frequency": "daily", "period": "13m"},
+    {**SCHEDULE, "frequency": "daily", "surprise": True},
+]
+
+
+@pytest.mark.parametrize("body", SCHEDULES)
+def test_schedule_bodies_the_schema_accepts_the_handler_accepts(body: dict[str, Any]) -> None:
+    assert is_valid("ScheduleRequest", body)
+    parse_schedule(copy.deepcopy(body))
+
+
+@pytest.mark.parametrize("body", NOT_SCHEDULES)
+def test_schedule_bodies_the_schema_rejects_the_handler_rejects(body: dict[str, Any]) -> None:
+    assert not is_valid("ScheduleRequest", body)
+    with pytest.raises(ApiError) as raised:
+        parse_schedule(copy.deepcopy(body))
+    assert raised.value.status == 400
+
+
+def _period_accepted(raw: str) -> bool:
+    try:
+        parse_period(raw)
+    except ApiError:
+        return False
+    return True
+
+
+@given(st.from_regex(r"\A[0-9]{1,4}[dwmDWMx]\Z") | st.text(max_size=6))
+def test_the_period_pattern_matches_exactly_the_periods_the_api_accepts(raw: str) -> None:
+    # The handler also trims whitespace and takes an empty value as the
+    # default; the schema describes the canonical form only.
+    if raw == raw.strip() and raw:
+        assert is_valid("Period", raw) == _period_accepted(raw)
+
+
+@given(st.from_regex(r"\A[0-9]{1,2}:[0-9]{1,2}\Z") | st.text(max_size=6))
+def test_the_time_pattern_matches_exactly_the_times_the_api_accepts(raw: str) -> None:
+    body = {**SCHEDULE, "frequency": "daily", "time_utc": raw}
+    try:
+        parse_schedule(body)
+        accepted = True
+    except ApiError:
+        accepted = False
+    if raw == raw.strip():
+        assert is_valid("TimeOfDay", raw) == accepted
+
+
+def _recipient_pattern() -> str:
+    return schema("Recipients")["items"]["pattern"]
+
+
+def _local_part_fits(address: str) -> bool:
+    return len(address.partition("@")[0]) <= 64
+
+
+@given(st.from_regex(_recipient_pattern()).filter(lambda value: len(value) <= 254))
+def test_the_schema_and_the_api_agree_on_addresses(address: str) -> None:
+    # The one rule the pattern leaves to its description: at most 64
+    # characters before the `@`.
+    assert is_valid("Recipients", [address])
+    assert is_valid_email(address) == _local_part_fits(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["a..b@acme.example.com", "a@acme", "a@-acme.com", "a b@acme.com", "a@acme.com."]
+)
+def test_addresses_the_schema_rejects_the_api_rejects(address: str) -> None:
+    assert not is_valid("Recipients", [address])
+    assert not is_valid_email(address)
+
+
+@pytest.mark.parametrize("address", [".a@acme.example.com", "a.@acme.example.com"])
+def test_the_schema_is_stricter_than_the_api_about_dots_at_the_ends(address: str) -> None:
+    # Not an address (RFC 5322 dot-atom), which the API's check lets through.
+    assert not is_valid("Recipients", [address])
+    assert is_valid_email(address)
+
+
+def test_a_local_part_over_64_characters_is_described_not_patterned() -> None:
+    address = "x" * 65 + "@acme.example.com"
+    assert is_valid("Recipients", [address])
+    assert not is_valid_email(address)
+    assert "64 characters" in schema("Recipients")["items"]["description"]
+
+
+def test_ids_are_the_ids_the_api_makes() -> None:
+    assert is_valid("Id", new_id())
+    assert not is_valid("Id", "report-1")
+    assert set(schema("Weekday")["enum"]) == set(WEEKDAYS)
