@@ -36,6 +36,7 @@ data = AnalyticsData(
         name_prefix=settings.name_prefix,
         account_id=account_id,
         report_retention_days=settings.report_retention_days,
+        access_log_retention_days=settings.log_retention_days,
         is_production=settings.is_production,
     ),
     opts=in_account,
@@ -87,6 +88,7 @@ monitor = Phase2Monitor(
         alerts_topic_arn=observability.alerts_topic.arn,
         alerts_key_arn=observability.alerts_key.arn,
         data_key_arn=data.data_key.arn if data.data_key else None,
+        access_log_bucket=data.access_log_bucket,
         async_failures_queue_arn=api.async_failures_queue.arn,
         now=dt.datetime.now(dt.UTC),
     ),
@@ -96,6 +98,7 @@ monitor = Phase2Monitor(
 pulumi.export("table_names", {key: table.name for key, table in data.tables.items()})
 pulumi.export("table_arns", {key: table.arn for key, table in data.tables.items()})
 pulumi.export("reports_bucket", data.bucket.bucket)
+pulumi.export("access_log_bucket", data.access_log_bucket.bucket.bucket)
 pulumi.export("api_url", api.api_url)
 pulumi.export("api_id", api.api_id)
 pulumi.export(

@@ -1,16 +1,15 @@
 """AnalyticsApi: the functions, their roles, the HTTP API, the queues and the schedules.
 
-Every function runs the catalogue's runtime and sizing (components.functions),
-gets its own role built from the IAM table (components.iam) and logs to the
-group AnalyticsObservability created for it. The HTTP API sends every route
-through the Lambda authorizer; each function may be invoked only by the API
-routes (or schedule) that call it.
+Every function is deployed by components.function_deployment (catalogue
+sizing, a role of its own, logging to the group AnalyticsObservability created
+for it). The HTTP API sends every route through the Lambda authorizer; each
+function may be invoked only by the API routes (or schedule) that call it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
+from components.function_deployment import (
+    DeployedFunction,
+    FunctionArgs,
+    deploy_function,
+    schedule_function,
+    scheduler_role,
+)
 from components.functions import (
     AGGREGATOR,
     ANALYTICS_FUNCTIONS,
@@ -31,22 +37,14 @@ from components.functions import (
     FunctionSpec,
 )
 from components.observability import ACCESS_LOG_KEY
-from components.packaging import function_archive, layer_archive
+from components.packaging import layer_archive
 from components.settings import StackSettings
 from handlers.shared import env
 from handlers.shared.routes import DEPLOYED_ROUTES
-from handlers.shared.telemetry import DEFAULT_METRICS_NAMESPACE
-
-LOG_LEVEL = "INFO"
 
 # API Gateway gives up on an HTTP API integration after 30 s.
 MAX_INTEGRATION_TIMEOUT_MS = 30_000
 AUTHORIZER_CACHE_SECONDS = 300
-
-# Asynchronous invocations (schedules): Lambda retries twice within an hour,
-# then hands the event to the async-failures queue.
-ASYNC_RETRY_ATTEMPTS = 2
-ASYNC_MAX_EVENT_AGE_SECONDS = 3600
 
 # Deferred reports: small batches, at most two engine instances at a time (SES
 # and DynamoDB stay calm without reserving concurrency the schedule routes need).
@@ -123,153 +121,6 @@ def integration_timeout_ms(spec: FunctionSpec) -> int:
     return min(spec.timeout_seconds * 1000, MAX_INTEGRATION_TIMEOUT_MS)
 
 
-def base_environment(environment: str) -> dict[str, str]:
-    """What every function reads (handlers.shared.telemetry)."""
-    return {
-        env.ENVIRONMENT: environment,
-        env.LOG_LEVEL: LOG_LEVEL,
-        env.METRICS_NAMESPACE: DEFAULT_METRICS_NAMESPACE,
-    }
-
-
-@dataclass
-class FunctionArgs:
-    spec: FunctionSpec
-    name_prefix: str
-    environment_name: str
-    account_id: pulumi.Input[str]
-    # The function's own variables (base_environment is added).
-    variables: Mapping[str, pulumi.Input[str]]
-    # Values for the IAM table's placeholders, except <log-group>.
-    policy_values: pulumi.Input[Mapping[str, str | None]]
-    log_group: aws.cloudwatch.LogGroup
-    layer_arns: Sequence[pulumi.Input[str]] = ()
-    # Required for asynchronously invoked functions.
-    on_failure_queue_arn: pulumi.Input[str] | None = None
-
-
-@dataclass
-class DeployedFunction:
-    function: aws.lambda_.Function
-    role: aws.iam.Role
-    policy: aws.iam.RolePolicy
-
-
-def deploy_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> DeployedFunction:
-    """A function with its own least-privilege role, logging to its pre-created group."""
-    spec = args.spec
-    function_name = spec.function_name(args.name_prefix)
-    policy = pulumi.Output.all(args.policy_values, args.log_group.arn).apply(
-        lambda resolved: json.dumps(
-            iam.policy_document(iam.grants_for(spec.key), {**resolved[0], "log-group": resolved[1]})
-        )
-    )
-    role, role_policy = iam.service_role(
-        f"{name}-role", function_name, "lambda.amazonaws.com", args.account_id, policy, parent
-    )
-    archive = function_archive(spec)
-    function = aws.lambda_.Function(
-        name,
-        name=function_name,
-        description=f"SecureBase analytics: {spec.module}",
-        role=role.arn,
-        runtime=RUNTIME,
-        architectures=[ARCHITECTURE],
-        handler=spec.handler,
-        code=archive.archive(),
-        source_code_hash=archive.base64_sha256,
-        memory_size=spec.memory_mb,
-        timeout=spec.timeout_seconds,
-        reserved_concurrent_executions=spec.reserved_concurrency,
-        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-        environment=aws.lambda_.FunctionEnvironmentArgs(
-            variables={**base_environment(args.environment_name), **args.variables}
-        ),
-        layers=list(args.layer_arns) or None,
-        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-            log_format="JSON", log_group=args.log_group.name
-        ),
-        # The group must exist first (or Lambda creates an unmanaged one without
-        # retention), and the role must allow logging before the first invocation.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.log_group, role_policy]),
-    )
-    if spec.asynchronous:
-        if args.on_failure_queue_arn is None:
-            raise ValueError(f"{spec.key} is invoked asynchronously and needs a failure queue")
-        aws.lambda_.FunctionEventInvokeConfig(
-            f"{name}-async",
-            function_name=function.name,
-            maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
-            maximum_event_age_in_seconds=ASYNC_MAX_EVENT_AGE_SECONDS,
-            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
-                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
-                    destination=args.on_failure_queue_arn
-                )
-            ),
-            # Lambda checks that the role may send to the destination.
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
-        )
-    return DeployedFunction(function=function, role=role, policy=role_policy)
-
-
-def schedule_function(
-    name: str,
-    *,
-    schedule_name: str,
-    expression: str,
-    function: aws.lambda_.Function,
-    role_arn: pulumi.Input[str],
-    dead_letter_queue_arn: pulumi.Input[str],
-    max_event_age_seconds: int,
-    parent: pulumi.Resource,
-    start_date: str | None = None,
-    end_date: str | None = None,
-    enabled: bool = True,
-    depends_on: Sequence[pulumi.Resource] = (),
-) -> aws.scheduler.Schedule:
-    """An EventBridge Scheduler schedule invoking `function` on time, with retries and a DLQ."""
-    return aws.scheduler.Schedule(
-        name,
-        name=schedule_name,
-        group_name="default",
-        schedule_expression=expression,
-        schedule_expression_timezone="UTC",
-        flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
-        start_date=start_date,
-        end_date=end_date,
-        state="ENABLED" if enabled else "DISABLED",
-        # Keep an expired schedule: deleting it would leave Pulumi's state behind.
-        action_after_completion="NONE",
-        target=aws.scheduler.ScheduleTargetArgs(
-            arn=function.arn,
-            role_arn=role_arn,
-            input=json.dumps({"source": "securebase.scheduler", "schedule": schedule_name}),
-            retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
-                maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
-                maximum_event_age_in_seconds=max_event_age_seconds,
-            ),
-            dead_letter_config=aws.scheduler.ScheduleTargetDeadLetterConfigArgs(
-                arn=dead_letter_queue_arn
-            ),
-        ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
-    )
-
-
-def scheduler_role(
-    name: str,
-    role_name: str,
-    account_id: pulumi.Input[str],
-    functions: Sequence[aws.lambda_.Function],
-    dead_letter_queue_arn: pulumi.Input[str],
-    parent: pulumi.Resource,
-) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-    policy = pulumi.Output.all(dead_letter_queue_arn, *(f.arn for f in functions)).apply(
-        lambda arns: json.dumps(iam.scheduler_policy(arns[1:], arns[0]))
-    )
-    return iam.service_role(name, role_name, "scheduler.amazonaws.com", account_id, policy, parent)
-
-
 @dataclass
 class AnalyticsApiArgs:
     settings: StackSettings
@@ -307,28 +158,23 @@ class AnalyticsApi(pulumi.ComponentResource):
             for layer in dict.fromkeys(layer for s in ANALYTICS_FUNCTIONS for layer in s.layers)
         }
 
-        policy_values = pulumi.Output.all(
-            **{
-                "region": settings.region,
-                "account": args.account_id,
-                **{f"table:{key}": table.arn for key, table in args.tables.items()},
-                "customers-table": settings.phase2_customers_table,
-                "bucket": args.bucket.arn,
-                "data-key": args.data_key.arn if args.data_key else None,
-                "queue:report-jobs": self.report_jobs_queue.arn,
-                "queue:async-failures": self.async_failures_queue.arn,
-                "ses-identity": settings.ses_identity,
-                "report-sender": settings.report_sender,
-                "jwt-secret-name": settings.jwt.secret_name,
-            }
-        )
+        policy_values: dict[str, pulumi.Input[str] | None] = {
+            **{f"table:{key}": table.arn for key, table in args.tables.items()},
+            "customers-table": settings.phase2_customers_table,
+            "bucket": args.bucket.arn,
+            "data-key": args.data_key.arn if args.data_key else None,
+            "queue:report-jobs": self.report_jobs_queue.arn,
+            "queue:async-failures": self.async_failures_queue.arn,
+            "ses-identity": settings.ses_identity,
+            "report-sender": settings.report_sender,
+            "jwt-secret-name": settings.jwt.secret_name,
+        }
         deployed = {
             spec.key: deploy_function(
                 f"{name}-{spec.key}",
                 FunctionArgs(
                     spec=spec,
-                    name_prefix=settings.name_prefix,
-                    environment_name=settings.environment,
+                    settings=settings,
                     account_id=args.account_id,
                     variables=self._variables(spec, args),
                     policy_values=policy_values,
@@ -424,12 +270,16 @@ class AnalyticsApi(pulumi.ComponentResource):
         settings = args.settings
         tables = {key: table.name for key, table in args.tables.items()}
         cors = ",".join(settings.cors_allowed_origins)
-        report_storage: dict[str, pulumi.Input[str]] = {
+        # What both report functions read: the data, where reports go, for how long.
+        reporting: dict[str, pulumi.Input[str]] = {
+            env.METRICS_TABLE: tables["metrics"],
+            env.REPORTS_TABLE: tables["reports"],
             env.REPORTS_BUCKET: args.bucket.bucket,
             env.REPORT_URL_EXPIRY_SECONDS: str(settings.report_url_expiry_seconds),
+            env.CORS_ALLOWED_ORIGINS: cors,
         }
         if args.data_key is not None:
-            report_storage[env.REPORTS_KMS_KEY_ARN] = args.data_key.arn
+            reporting[env.REPORTS_KMS_KEY_ARN] = args.data_key.arn
 
         if spec.key == AUTHORIZER.key:
             jwt = settings.jwt
@@ -453,21 +303,15 @@ class AnalyticsApi(pulumi.ComponentResource):
             }
         if spec.key == REPORTER.key:
             return {
-                env.METRICS_TABLE: tables["metrics"],
-                env.REPORTS_TABLE: tables["reports"],
+                **reporting,
                 env.CACHE_TABLE: tables["report-cache"],
-                **report_storage,
                 env.REPORT_JOBS_QUEUE_URL: self.report_jobs_queue.url,
-                env.CORS_ALLOWED_ORIGINS: cors,
             }
         if spec.key == REPORT_ENGINE.key:
             return {
-                env.METRICS_TABLE: tables["metrics"],
-                env.REPORTS_TABLE: tables["reports"],
+                **reporting,
                 env.SCHEDULES_TABLE: tables["report-schedules"],
-                **report_storage,
                 env.REPORT_SENDER: settings.report_sender,
-                env.CORS_ALLOWED_ORIGINS: cors,
             }
         usage = settings.usage_source
         return {

@@ -1,4 +1,4 @@
-"""AnalyticsData: the four tables and the reports bucket."""
+"""AnalyticsData: the four tables, the reports bucket and the stack's access log bucket."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.secure_bucket import SecureBucket, SecureBucketArgs
+from components.secure_bucket import LogDelivery, SecureBucket, SecureBucketArgs
 from handlers.shared.tables import ALL_TABLES, TableSpec
 
 
@@ -16,6 +16,8 @@ class AnalyticsDataArgs:
     name_prefix: str  # securebase-{env}
     account_id: pulumi.Input[str]
     report_retention_days: int
+    # How long S3 server access logs are kept (the stack's log retention).
+    access_log_retention_days: int
     # Production: deletion protection, `protect`, and a rotating customer
     # managed key for the reports bucket.
     is_production: bool
@@ -25,6 +27,8 @@ class AnalyticsData(pulumi.ComponentResource):
     tables: dict[str, aws.dynamodb.Table]
     bucket: aws.s3.Bucket
     data_key: aws.kms.Key | None
+    # Receives the server access logs of every bucket of the stack.
+    access_log_bucket: SecureBucket
 
     def __init__(
         self, name: str, args: AnalyticsDataArgs, opts: pulumi.ResourceOptions | None = None
@@ -57,11 +61,27 @@ class AnalyticsData(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
+        # Audit data like the reports themselves, so protected in production too.
+        self.access_log_bucket = SecureBucket(
+            f"{name}-access-logs",
+            SecureBucketArgs(
+                bucket_name=pulumi.Output.concat(
+                    args.name_prefix, "-access-logs-", args.account_id
+                ),
+                expiration_days=args.access_log_retention_days,
+                access_log_bucket=None,
+                log_delivery=LogDelivery(
+                    account_id=args.account_id, source_bucket_pattern=f"{args.name_prefix}-*"
+                ),
+            ),
+            opts=keep,
+        )
         reports = SecureBucket(
             f"{name}-reports",
             SecureBucketArgs(
                 bucket_name=pulumi.Output.concat(args.name_prefix, "-reports-", args.account_id),
                 expiration_days=args.report_retention_days,
+                access_log_bucket=self.access_log_bucket,
                 kms_key_arn=self.data_key.arn if self.data_key else None,
             ),
             opts=keep,
@@ -73,6 +93,7 @@ class AnalyticsData(pulumi.ComponentResource):
                 "table_names": {key: table.name for key, table in self.tables.items()},
                 "table_arns": {key: table.arn for key, table in self.tables.items()},
                 "bucket_name": self.bucket.bucket,
+                "access_log_bucket_name": self.access_log_bucket.bucket.bucket,
             }
         )
 

@@ -12,29 +12,38 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.api import (
+from components.alarms import (
+    FIVE_MINUTES,
+    SUSTAINED,
+    AlarmFactory,
+    ApiMetrics,
+    Metric,
+    api_alarms,
+    lambda_metric,
+    rate_percent_queries,
+    sum_queries,
+)
+from components.dashboards import (
+    api_requests_widget,
+    dashboard_body,
+    dynamodb_capacity_widget,
+    dynamodb_throttles_widget,
+    lambda_widgets,
+    metric_widget,
+)
+from components.function_deployment import (
     FunctionArgs,
     deploy_function,
     schedule_function,
     scheduler_role,
 )
 from components.functions import PHASE2_MONITOR
-from components.observability import (
-    FIVE_MINUTES,
-    AlarmFactory,
-    dashboard_body,
-    expression_query,
-    metric_query,
-    metric_widget,
-    rate_percent_queries,
-)
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 from components.settings import Phase2Settings, StackSettings
 from handlers.shared import env
@@ -55,6 +64,8 @@ class Phase2MonitorArgs:
     alerts_key_arn: pulumi.Input[str]
     # Production's data key for the reports bucket; None: SSE-S3.
     data_key_arn: pulumi.Input[str] | None
+    # The stack's log bucket: the reports bucket's server access logs go there.
+    access_log_bucket: SecureBucket
     # Where failed asynchronous invocations and undeliverable schedule events go.
     async_failures_queue_arn: pulumi.Input[str]
     # When the program runs: decides whether the window is ahead, under way or over.
@@ -120,23 +131,15 @@ def monitor_config(phase2: Phase2Settings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ApiMetrics:
-    """How CloudWatch names a Phase 2 API's metrics: REST and HTTP APIs differ."""
-
-    dimensions: Mapping[str, str]
-    server_errors: str
-    client_errors: str
-
-    @classmethod
-    def of(cls, phase2: Phase2Settings) -> ApiMetrics:
-        api = phase2.api
-        identifier = api.name if api.kind == "rest" else api.api_id
-        if identifier is None:  # StackSettings never lets this happen
-            raise ValueError(f"the Phase 2 {api.kind} API has no name or id")
-        if api.kind == "rest":
-            return cls({"ApiName": identifier}, "5XXError", "4XXError")
-        return cls({"ApiId": identifier}, "5xx", "4xx")
+def phase2_api(phase2: Phase2Settings) -> ApiMetrics:
+    """The Phase 2 API's metrics: a REST API by name, an HTTP API by id."""
+    api = phase2.api
+    if api.kind == "rest" and api.name is not None:
+        return ApiMetrics.rest(api.name)
+    if api.kind == "http" and api.api_id is not None:
+        return ApiMetrics.http(api.api_id)
+    # StackSettings never lets this happen.
+    raise ValueError(f"the Phase 2 {api.kind} API has no name or id")
 
 
 class Phase2Monitor(pulumi.ComponentResource):
@@ -162,6 +165,7 @@ class Phase2Monitor(pulumi.ComponentResource):
                     settings.name_prefix, "-phase2-monitor-", args.account_id
                 ),
                 expiration_days=REPORT_EXPIRATION_DAYS,
+                access_log_bucket=args.access_log_bucket,
                 kms_key_arn=args.data_key_arn,
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=settings.is_production),
@@ -171,8 +175,7 @@ class Phase2Monitor(pulumi.ComponentResource):
             f"{name}-function",
             FunctionArgs(
                 spec=PHASE2_MONITOR,
-                name_prefix=settings.name_prefix,
-                environment_name=settings.environment,
+                settings=settings,
                 account_id=args.account_id,
                 variables={
                     env.MONITOR_CONFIG: json.dumps(self.config),
@@ -180,17 +183,13 @@ class Phase2Monitor(pulumi.ComponentResource):
                     env.MONITOR_PREFIX: MONITOR_PREFIX,
                     env.ALERTS_TOPIC_ARN: args.alerts_topic_arn,
                 },
-                policy_values=pulumi.Output.all(
-                    **{
-                        "region": settings.region,
-                        "account": args.account_id,
-                        "monitor-bucket": self.bucket.arn,
-                        "alerts-topic": args.alerts_topic_arn,
-                        "alerts-key": args.alerts_key_arn,
-                        "data-key": args.data_key_arn,
-                        "queue:async-failures": args.async_failures_queue_arn,
-                    }
-                ),
+                policy_values={
+                    "monitor-bucket": self.bucket.arn,
+                    "alerts-topic": args.alerts_topic_arn,
+                    "alerts-key": args.alerts_key_arn,
+                    "data-key": args.data_key_arn,
+                    "queue:async-failures": args.async_failures_queue_arn,
+                },
                 log_group=args.log_group,
                 on_failure_queue_arn=args.async_failures_queue_arn,
             ),
@@ -260,8 +259,6 @@ def _short(resource_name: str, name_prefix: str) -> str:
 def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
     phase2 = settings.phase2
     thresholds = phase2.thresholds
-    # Two of the last three 5-minute periods: sustained, not a blip.
-    sustained = {"evaluation_periods": 3, "datapoints_to_alarm": 2}
 
     cluster = {"DBClusterIdentifier": phase2.aurora_cluster_id}
     factory.create(
@@ -269,12 +266,8 @@ def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
         f"Aurora {phase2.aurora_cluster_id} CPU is above {thresholds.aurora_cpu_percent:g}%.",
         comparison="GreaterThanThreshold",
         threshold=thresholds.aurora_cpu_percent,
-        namespace="AWS/RDS",
-        metric_name="CPUUtilization",
-        dimensions=cluster,
-        statistic="Average",
-        period=FIVE_MINUTES,
-        **sustained,
+        metric=Metric("AWS/RDS", "CPUUtilization", cluster, "Average", FIVE_MINUTES),
+        **SUSTAINED,
     )
     factory.create(
         "aurora-connections",
@@ -282,17 +275,12 @@ def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
         f"{thresholds.aurora_max_connections} connections.",
         comparison="GreaterThanThreshold",
         threshold=thresholds.aurora_max_connections,
-        namespace="AWS/RDS",
-        metric_name="DatabaseConnections",
-        dimensions=cluster,
-        statistic="Maximum",
-        period=FIVE_MINUTES,
-        **sustained,
+        metric=Metric("AWS/RDS", "DatabaseConnections", cluster, "Maximum", FIVE_MINUTES),
+        **SUSTAINED,
     )
 
     for function_name in phase2.function_names:
         short = _short(function_name, settings.name_prefix)
-        function = {"FunctionName": function_name}
         factory.create(
             f"{short}-error-rate",
             f"More than {thresholds.lambda_error_rate_percent:g}% of {function_name} "
@@ -300,9 +288,13 @@ def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
             comparison="GreaterThanThreshold",
             threshold=thresholds.lambda_error_rate_percent,
             metric_queries=rate_percent_queries(
-                "AWS/Lambda", "Errors", "Invocations", function, "error rate (%)"
+                "AWS/Lambda",
+                "Errors",
+                "Invocations",
+                {"FunctionName": function_name},
+                "error rate (%)",
             ),
-            **sustained,
+            **SUSTAINED,
         )
         factory.create(
             f"{short}-throttles",
@@ -310,36 +302,18 @@ def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
             "times in 5 minutes.",
             comparison="GreaterThanThreshold",
             threshold=thresholds.lambda_max_throttles,
-            namespace="AWS/Lambda",
-            metric_name="Throttles",
-            dimensions=function,
-            statistic="Sum",
-            period=FIVE_MINUTES,
+            metric=lambda_metric("Throttles", function_name, "Sum", FIVE_MINUTES),
         )
 
-    api = ApiMetrics.of(phase2)
-    factory.create(
-        "api-5xx-rate",
-        f"More than {thresholds.api_5xx_rate_percent:g}% of Phase 2 API requests failed with 5xx.",
-        comparison="GreaterThanThreshold",
-        threshold=thresholds.api_5xx_rate_percent,
-        metric_queries=rate_percent_queries(
-            "AWS/ApiGateway", api.server_errors, "Count", api.dimensions, "5xx rate (%)"
-        ),
-        **sustained,
-    )
-    # Average, as the monitor's report measures it against the same threshold.
-    factory.create(
-        "api-latency",
-        f"Phase 2 API average latency is above {thresholds.api_latency_ms} ms.",
-        comparison="GreaterThanThreshold",
-        threshold=thresholds.api_latency_ms,
-        namespace="AWS/ApiGateway",
-        metric_name="Latency",
-        dimensions=dict(api.dimensions),
-        statistic="Average",
-        period=FIVE_MINUTES,
-        **sustained,
+    # Average latency, as the monitor's report measures it against the same threshold.
+    api_alarms(
+        factory,
+        phase2_api(phase2),
+        subject="Phase 2 API",
+        max_5xx_percent=thresholds.api_5xx_rate_percent,
+        latency_alarm="api-latency",
+        latency_statistic="Average",
+        max_latency_ms=thresholds.api_latency_ms,
     )
 
     for table_name in phase2.table_names:
@@ -349,15 +323,17 @@ def _alarms(factory: AlarmFactory, settings: StackSettings) -> None:
             f"Reads or writes on {table_name} were throttled.",
             comparison="GreaterThanThreshold",
             threshold=0,
-            metric_queries=[
-                metric_query(
-                    "reads", "AWS/DynamoDB", "ReadThrottleEvents", table, "Sum", FIVE_MINUTES
-                ),
-                metric_query(
-                    "writes", "AWS/DynamoDB", "WriteThrottleEvents", table, "Sum", FIVE_MINUTES
-                ),
-                expression_query("SUM([reads, writes])", "throttle events"),
-            ],
+            metric_queries=sum_queries(
+                {
+                    "reads": Metric(
+                        "AWS/DynamoDB", "ReadThrottleEvents", table, "Sum", FIVE_MINUTES
+                    ),
+                    "writes": Metric(
+                        "AWS/DynamoDB", "WriteThrottleEvents", table, "Sum", FIVE_MINUTES
+                    ),
+                },
+                "throttle events",
+            ),
         )
 
 
@@ -365,11 +341,7 @@ def _widgets(settings: StackSettings) -> list[dict[str, Any]]:
     phase2 = settings.phase2
     region = settings.region
     cluster = ["DBClusterIdentifier", phase2.aurora_cluster_id]
-    api = ApiMetrics.of(phase2)
-    api_dimensions = [part for pair in api.dimensions.items() for part in pair]
-
-    def per_function(metric: str) -> list[list[Any]]:
-        return [["AWS/Lambda", metric, "FunctionName", f] for f in phase2.function_names]
+    api = phase2_api(phase2)
 
     return [
         metric_widget(
@@ -384,42 +356,16 @@ def _widgets(settings: StackSettings) -> list[dict[str, Any]]:
             region,
             stat="Maximum",
         ),
-        metric_widget("Lambda invocations", per_function("Invocations"), region),
-        metric_widget("Lambda errors", per_function("Errors"), region),
-        metric_widget("Lambda throttles", per_function("Throttles"), region),
-        metric_widget("Lambda duration p95 (ms)", per_function("Duration"), region, stat="p95"),
-        metric_widget(
-            "API requests and errors",
-            [
-                ["AWS/ApiGateway", metric, *api_dimensions]
-                for metric in ("Count", api.client_errors, api.server_errors)
-            ],
-            region,
-        ),
+        *lambda_widgets(phase2.function_names, region),
+        api_requests_widget(api, region),
         metric_widget(
             "API latency (ms)",
             [
-                ["AWS/ApiGateway", "Latency", *api_dimensions, {"stat": "Average"}],
-                ["AWS/ApiGateway", "Latency", *api_dimensions, {"stat": "p95"}],
+                ["AWS/ApiGateway", "Latency", *api.dimension_row, {"stat": "Average"}],
+                ["AWS/ApiGateway", "Latency", *api.dimension_row, {"stat": "p95"}],
             ],
             region,
         ),
-        metric_widget(
-            "DynamoDB throttle events",
-            [
-                ["AWS/DynamoDB", metric, "TableName", table]
-                for table in phase2.table_names
-                for metric in ("ReadThrottleEvents", "WriteThrottleEvents")
-            ],
-            region,
-        ),
-        metric_widget(
-            "DynamoDB consumed capacity",
-            [
-                ["AWS/DynamoDB", metric, "TableName", table]
-                for table in phase2.table_names
-                for metric in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits")
-            ],
-            region,
-        ),
+        dynamodb_throttles_widget(phase2.table_names, region),
+        dynamodb_capacity_widget(phase2.table_names, region),
     ]

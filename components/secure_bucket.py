@@ -1,7 +1,10 @@
-"""A private, encrypted, versioned S3 bucket whose objects expire.
+"""A private, encrypted, versioned S3 bucket whose objects expire and whose access is logged.
 
-Used for tenant reports (AnalyticsData) and Phase 2 monitor reports
-(Phase2Monitor), so both carry the same guard rails.
+Used for tenant reports (AnalyticsData), Phase 2 monitor reports
+(Phase2Monitor) and the stack's access log bucket (AnalyticsData), so all carry
+the same guard rails (components.bucket_rules). Every bucket sends its server
+access logs to the log bucket; the log bucket differs only where S3 requires
+it: SSE-S3, no logging of its own, and a policy that lets S3 log delivery in.
 """
 
 from __future__ import annotations
@@ -14,12 +17,37 @@ import pulumi_aws as aws
 from components import bucket_rules
 
 
+@dataclass(frozen=True)
+class LogDelivery:
+    """Makes the bucket an access log bucket for this account's buckets named like
+    `source_bucket_pattern` (e.g. "securebase-staging-*")."""
+
+    account_id: pulumi.Input[str]
+    source_bucket_pattern: str
+
+
 @dataclass
 class SecureBucketArgs:
     bucket_name: pulumi.Input[str]
     expiration_days: int
+    # The log bucket that receives this bucket's server access logs. None only
+    # for the log bucket itself (`log_delivery` set): logging to itself loops.
+    access_log_bucket: SecureBucket | None
     # None: SSE-S3. A key: SSE-KMS with an S3 bucket key (fewer KMS requests).
     kms_key_arn: pulumi.Input[str] | None = None
+    log_delivery: LogDelivery | None = None
+
+    def __post_init__(self) -> None:
+        """Refuses what S3 would accept and then never deliver logs for."""
+        if self.log_delivery is None and self.access_log_bucket is None:
+            raise ValueError("a bucket needs an access_log_bucket for its server access logs")
+        if self.log_delivery is not None and self.access_log_bucket is not None:
+            raise ValueError("an access log bucket must not log its own access (it would loop)")
+        if self.log_delivery is not None and self.kms_key_arn is not None:
+            raise ValueError(
+                "an access log bucket must use SSE-S3: S3 server access logging cannot "
+                "deliver to a bucket whose default encryption is SSE-KMS"
+            )
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -99,12 +127,33 @@ class SecureBucket(pulumi.ComponentResource):
             # S3 rejects lifecycle rules with noncurrent actions until versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
+        delivery = args.log_delivery
+        if delivery is None:
+            policy_name = f"{name}-tls-only"
+            policy = self.bucket.arn.apply(bucket_rules.tls_only_policy)
+        else:
+            policy_name = f"{name}-tls-only-and-log-delivery"
+            policy = pulumi.Output.all(self.bucket.arn, delivery.account_id).apply(
+                lambda values: bucket_rules.access_log_bucket_policy(
+                    values[0], values[1], delivery.source_bucket_pattern
+                )
+            )
         aws.s3.BucketPolicy(
-            f"{name}-tls-only",
+            policy_name,
             bucket=self.bucket.id,
-            policy=self.bucket.arn.apply(bucket_rules.tls_only_policy),
+            policy=policy,
             # Putting a policy while the public access block is being created races.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
         )
+        if args.access_log_bucket is not None:
+            log_bucket = args.access_log_bucket
+            aws.s3.BucketLogging(
+                f"{name}-access-logging",
+                bucket=self.bucket.id,
+                target_bucket=log_bucket.bucket.bucket,
+                target_prefix=self.bucket.bucket.apply(bucket_rules.access_log_prefix),
+                # Logging starts once the log bucket, and the policy letting S3 in, exist.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[log_bucket]),
+            )
 
         self.register_outputs({"bucket_name": self.bucket.bucket, "bucket_arn": self.bucket.arn})

@@ -483,13 +483,13 @@ def test_a_failing_api_fails_the_program_instead_of_leaving_it_waiting():
     """The alarms wait for the API's id (a deferred output): an error must not hang them."""
     script = textwrap.dedent(
         """
-        import components.api
+        import components.function_deployment
         from tests.pulumi_program import run_program
 
         def missing(spec):
             raise FileNotFoundError(f"handlers for {spec.key} are missing")
 
-        components.api.function_archive = missing
+        components.function_deployment.function_archive = missing
         try:
             run_program("staging")
         except Exception as error:

@@ -6,11 +6,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from components.secure_bucket import LogDelivery, SecureBucketArgs
 from handlers.shared.tables import ALL_TABLES, create_table_request, create_tables
 from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, run_program
 
 TABLE = "aws:dynamodb/table:Table"
 BUCKET = "aws:s3/bucket:Bucket"
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -191,22 +198,36 @@ def test_versioning_is_enabled(deployment):
     assert versioning["versioningConfiguration"] == {"status": "Enabled"}
 
 
+def expiry_rule(days: int) -> dict:
+    """The one lifecycle rule of every bucket: objects after `days`, the rest as fixed."""
+    return {
+        "id": "expire-objects",
+        "status": "Enabled",
+        "filter": {"prefix": ""},
+        "expiration": {"days": days},
+        "noncurrentVersionExpiration": {"noncurrentDays": 30},
+        "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7},
+    }
+
+
 def test_lifecycle_expires_reports_old_versions_and_abandoned_uploads(deployment):
     lifecycle = data_resource(
         deployment, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
     )
-    assert lifecycle.inputs["rules"] == [
-        {
-            "id": "expire-objects",
-            "status": "Enabled",
-            "filter": {"prefix": ""},
-            "expiration": {"days": 90},
-            "noncurrentVersionExpiration": {"noncurrentDays": 30},
-            "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7},
-        }
-    ]
+    assert lifecycle.inputs["rules"] == [expiry_rule(90)]
     versioning = data_resource(deployment, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.urn in lifecycle.dependencies
+
+
+def deny_insecure_transport(bucket_arn: str) -> dict:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def test_bucket_policy_denies_requests_without_tls(deployment):
@@ -214,17 +235,147 @@ def test_bucket_policy_denies_requests_without_tls(deployment):
     arn = f"arn:aws:s3:::securebase-{deployment.stack}-reports-{ACCOUNT_ID}"
     assert json.loads(policy.inputs["policy"]) == {
         "Version": "2012-10-17",
+        "Statement": [deny_insecure_transport(arn)],
+    }
+
+
+def access_log_resource(deployment: Deployment, type_: str):
+    return deployment.one(type_, lambda r: r.name.startswith("analytics-data-access-logs"))
+
+
+def access_log_bucket_name(deployment: Deployment) -> str:
+    return f"securebase-{deployment.stack}-access-logs-{ACCOUNT_ID}"
+
+
+def test_one_access_log_bucket_per_stack_owned_by_the_data_and_protected_in_production(
+    deployment,
+):
+    component = deployment.one("securebase:analytics:AnalyticsData")
+    bucket = access_log_resource(deployment, BUCKET)
+    assert bucket.inputs["bucket"] == access_log_bucket_name(deployment)
+    assert deployment.by_urn(bucket.parent).parent == component.urn
+    assert bucket.protect == (deployment.stack == "production")
+    assert deployment.outputs["access_log_bucket"] == access_log_bucket_name(deployment)
+
+
+def test_the_access_log_bucket_has_the_guard_rails_of_every_bucket(deployment):
+    block = access_log_resource(
+        deployment, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+    ).inputs
+    assert [block[flag] for flag in PUBLIC_ACCESS_FLAGS] == [True] * 4
+    ownership = access_log_resource(
+        deployment, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+    )
+    assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    versioning = access_log_resource(deployment, "aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+
+
+def test_access_logs_use_s3_managed_encryption_in_every_stack(deployment):
+    # S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS.
+    encryption = access_log_resource(
+        deployment,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    )
+    assert encryption.inputs["rules"] == [
+        {
+            "applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"},
+            "bucketKeyEnabled": False,
+        }
+    ]
+
+
+def test_access_logs_expire_with_the_stacks_log_retention(deployment):
+    days = {"staging": 14, "production": 30}[deployment.stack]
+    lifecycle = access_log_resource(
+        deployment, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    )
+    assert lifecycle.inputs["rules"] == [expiry_rule(days)]
+
+
+def test_access_log_retention_follows_config():
+    deployment = run_program("staging", {"logRetentionDays": "60"})
+    lifecycle = access_log_resource(
+        deployment, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    )
+    assert lifecycle.inputs["rules"][0]["expiration"] == {"days": 60}
+
+
+def test_the_access_log_bucket_takes_tls_only_deliveries_from_this_stacks_buckets(deployment):
+    policy = access_log_resource(deployment, "aws:s3/bucketPolicy:BucketPolicy")
+    arn = f"arn:aws:s3:::{access_log_bucket_name(deployment)}"
+    assert json.loads(policy.inputs["policy"]) == {
+        "Version": "2012-10-17",
         "Statement": [
+            deny_insecure_transport(arn),
             {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
+                "Sid": "S3ServerAccessLogsDelivery",
+                "Effect": "Allow",
+                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": f"{arn}/*",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::securebase-{deployment.stack}-*"},
+                },
+            },
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("logging", "bucket"),
+    [
+        ("analytics-data-reports-access-logging", "reports"),
+        ("phase2-monitor-reports-access-logging", "phase2-monitor"),
+    ],
+)
+def test_every_other_bucket_logs_to_it_under_its_own_name(deployment, logging, bucket):
+    resource = deployment.named(logging)
+    source = f"securebase-{deployment.stack}-{bucket}-{ACCOUNT_ID}"
+    assert resource.inputs == {
+        "bucket": source,
+        "targetBucket": access_log_bucket_name(deployment),
+        "targetPrefix": f"{source}/",
+    }
+    # Deliveries start only once the log bucket's policy lets S3 write there.
+    assert access_log_resource(deployment, "aws:s3/bucketPolicy:BucketPolicy").urn in (
+        resource.dependencies
+    )
+
+
+def test_the_access_log_bucket_does_not_log_itself(deployment):
+    targets = {r.inputs["bucket"] for r in deployment.of_type("aws:s3/bucketLogging:BucketLogging")}
+    buckets = {r.inputs["bucket"] for r in deployment.of_type(BUCKET)}
+    assert buckets - targets == {access_log_bucket_name(deployment)}
+
+
+class _StandInLogBucket:
+    """Where a SecureBucket's args expect the stack's log bucket."""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ({}, "needs an access_log_bucket"),
+        (
+            {"access_log_bucket": _StandInLogBucket(), "log_delivery": LogDelivery("1", "x-*")},
+            "must not log its own access",
+        ),
+        (
+            {
+                "kms_key_arn": "arn:aws:kms:us-east-1:1:key/k",
+                "log_delivery": LogDelivery("1", "x-*"),
+            },
+            "must use SSE-S3",
+        ),
+    ],
+)
+def test_bucket_args_refuse_logging_that_s3_would_never_deliver(arguments, problem):
+    with pytest.raises(ValueError, match=problem):
+        SecureBucketArgs(
+            **{"bucket_name": "b", "expiration_days": 1, "access_log_bucket": None, **arguments}
+        )
 
 
 def test_every_aws_resource_goes_through_the_tagged_provider(deployment):
@@ -306,21 +457,32 @@ def test_production_differs_from_staging_only_where_intended(staging, production
         f"aws:dynamodb/table:Table::analytics-data-{t}"
         for t in ("metrics", "reports", "report-schedules", "report-cache")
     ]
-    bucket_parts = [
-        "aws:s3/bucket:Bucket::analytics-data-reports",
-        "aws:s3/bucketOwnershipControls:BucketOwnershipControls::analytics-data-reports-ownership",
-        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock::analytics-data-reports-public-access-block",
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration::analytics-data-reports-encryption",
-        "aws:s3/bucketVersioning:BucketVersioning::analytics-data-reports-versioning",
-        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration::analytics-data-reports-lifecycle",
-        "aws:s3/bucketPolicy:BucketPolicy::analytics-data-reports-tls-only",
-        "securebase:analytics:SecureBucket::analytics-data-reports",
+
+    def bucket_parts(bucket: str, policy: str) -> list[str]:
+        return [
+            f"aws:s3/bucket:Bucket::{bucket}",
+            f"aws:s3/bucketOwnershipControls:BucketOwnershipControls::{bucket}-ownership",
+            f"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock::{bucket}-public-access-block",
+            f"aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration::{bucket}-encryption",
+            f"aws:s3/bucketVersioning:BucketVersioning::{bucket}-versioning",
+            f"aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration::{bucket}-lifecycle",
+            f"aws:s3/bucketPolicy:BucketPolicy::{bucket}-{policy}",
+            f"securebase:analytics:SecureBucket::{bucket}",
+        ]
+
+    reports = [
+        *bucket_parts("analytics-data-reports", "tls-only"),
+        "aws:s3/bucketLogging:BucketLogging::analytics-data-reports-access-logging",
     ]
+    access_logs = bucket_parts("analytics-data-access-logs", "tls-only-and-log-delivery")
     assert differences == (
         {(t, "deletionProtectionEnabled") for t in tables}
         | {(t, "protect") for t in tables}
-        | {(b, "protect") for b in bucket_parts}
-        | {(bucket_parts[3], "rules")}
+        | {(part, "protect") for part in (*reports, *access_logs)}
+        # Production reports use the data key.
+        | {(reports[3], "rules")}
+        # Access logs are kept as long as the stack's logs (14 days in staging, 30 in production).
+        | {(access_logs[5], "rules")}
     )
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from pulumi.runtime import rpc
 
+from components.alarms import AlarmFactory, Metric
 from components.functions import ALL_FUNCTIONS
 from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, Resource, run_program
 
@@ -56,6 +57,66 @@ def test_log_groups_exist_for_every_function_and_the_api_with_retention(deployme
         **{spec.key: spec.log_group_name(prefix(deployment)) for spec in ALL_FUNCTIONS},
         "api-access": f"/aws/apigateway/{prefix(deployment)}-analytics-api-access",
     }
+
+
+def test_every_log_group_is_encrypted_with_the_stacks_logs_key(deployment):
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-logs-key")
+    groups = deployment.of_type(LOG_GROUP)
+    assert len(groups) == len(ALL_FUNCTIONS) + 1
+    for group in groups:
+        assert group.inputs["kmsKeyId"] == key.outputs["arn"], group.name
+    alias = deployment.one("aws:kms/alias:Alias", lambda r: r.name.endswith("-logs-key-alias"))
+    assert alias.inputs["name"] == f"alias/{prefix(deployment)}-analytics-logs"
+    assert alias.inputs["targetKeyId"] == key.outputs["keyId"]
+
+
+def test_the_logs_key_rotates_and_survives_in_production(deployment):
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-logs-key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.inputs["deletionWindowInDays"] == 30
+    assert key.protect == (deployment.stack == "production")
+
+
+def test_cloudwatch_logs_may_use_the_key_for_exactly_this_stacks_log_groups(deployment):
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-logs-key")
+    group_arns = sorted(
+        f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group.inputs['name']}"
+        for group in deployment.of_type(LOG_GROUP)
+    )
+    policy = json.loads(key.inputs["policy"])
+    [administers, logs] = policy["Statement"]
+    assert administers == {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    context = logs["Condition"]["ArnLike"].pop("kms:EncryptionContext:aws:logs:arn")
+    assert sorted(context) == group_arns
+    assert logs == {
+        "Sid": "CloudWatchLogsEncrypt",
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
+        "Action": [
+            "kms:Encrypt*",
+            "kms:Decrypt*",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:Describe*",
+        ],
+        "Resource": "*",
+        "Condition": {"ArnLike": {}},
+    }
+
+
+def test_writers_of_the_log_groups_need_no_permission_on_the_logs_key(deployment):
+    # CloudWatch Logs encrypts with the key itself; the functions only put log events.
+    key_arn = deployment.one(KEY, lambda r: r.name == "analytics-observability-logs-key").outputs[
+        "arn"
+    ]
+    for policy in deployment.of_type("aws:iam/rolePolicy:RolePolicy"):
+        assert key_arn not in policy.inputs["policy"], policy.name
 
 
 def test_log_retention_follows_config():
@@ -313,3 +374,20 @@ def test_the_dashboard_shows_every_function_table_the_api_and_the_bucket(deploym
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}" for name in alarms(deployment)
     )
     assert deployment.outputs["dashboard_names"]["analytics"] == f"{prefix(deployment)}-analytics"
+
+
+@pytest.mark.parametrize(
+    "watched",
+    [
+        {},
+        {
+            "metric": Metric("AWS/Lambda", "Errors", {}, "Sum", 300),
+            "metric_queries": [Metric("AWS/Lambda", "Errors", {}, "Sum", 300).query("errors")],
+        },
+    ],
+    ids=["neither", "both"],
+)
+def test_an_alarm_watches_one_metric_or_one_metric_math_result(watched):
+    factory = AlarmFactory("test", "securebase-test", "arn:aws:sns:us-east-1:1:t", parent=None)
+    with pytest.raises(ValueError, match="give either a metric or metric queries"):
+        factory.create("x", "x", comparison="GreaterThanThreshold", threshold=1, **watched)

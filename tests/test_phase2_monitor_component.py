@@ -144,6 +144,21 @@ def test_reports_go_to_a_private_bucket_that_expires_them_after_30_days(deployme
         assert default == {"sseAlgorithm": "AES256"}
 
 
+def test_access_to_the_reports_is_logged_to_the_stacks_log_bucket(deployment):
+    logging = deployment.one(
+        "aws:s3/bucketLogging:BucketLogging",
+        lambda r: r.name == "phase2-monitor-reports-access-logging",
+    )
+    monitor_bucket = deployment.outputs["monitor_bucket"]
+    assert logging.inputs == {
+        "bucket": monitor_bucket,
+        "targetBucket": deployment.outputs["access_log_bucket"],
+        "targetPrefix": f"{monitor_bucket}/",
+    }
+    secure_bucket = deployment.by_urn(logging.parent)
+    assert deployment.by_urn(secure_bucket.parent).type == COMPONENT
+
+
 def test_the_schedule_runs_every_6_hours_within_the_observation_window(deployment):
     name = f"{prefix(deployment)}-phase2-monitor"
     schedule = deployment.one(SCHEDULE, lambda r: r.inputs["name"] == name).inputs

@@ -20,9 +20,8 @@ from tests.test_policies_harness import CONFIG_DIR, reconcile, stack_config_file
 
 PACK = ROOT / "policies"
 NAMES = {policy.name for policy in ALL_POLICIES}
-# Advisory on purpose, in every stack (README: "Advisory policies").
-ADVISORY_EVERYWHERE = {"logs-group-kms-encryption", "s3-bucket-access-logging"}
-# Production-only guarantees: advisory in staging.
+# Production-only guarantees: advisory in staging. Every other policy is
+# mandatory in every stack.
 PRODUCTION_ONLY = {
     "s3-bucket-kms-encryption",
     "dynamodb-table-deletion-protection",
@@ -126,18 +125,18 @@ def test_config_files_name_only_real_policies_and_settings(path: Path):
     assert {p.stem for p in CONFIG_DIR.glob("*.json")} == set(STACKS)
 
 
-def test_production_makes_every_policy_mandatory_but_the_documented_advisories():
+def test_production_makes_every_policy_mandatory():
     advisory = {
         n for n, level in _levels("production").items() if level != EnforcementLevel.MANDATORY
     }
-    assert advisory == ADVISORY_EVERYWHERE
+    assert advisory == set()
 
 
 def test_staging_runs_the_same_rules_with_production_only_guarantees_advisory():
     levels = _levels("staging")
     assert set(levels) == NAMES
     advisory = {n for n, level in levels.items() if level != EnforcementLevel.MANDATORY}
-    assert advisory == ADVISORY_EVERYWHERE | PRODUCTION_ONLY
+    assert advisory == PRODUCTION_ONLY
     assert EnforcementLevel.DISABLED not in levels.values()
 
 

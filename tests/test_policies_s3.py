@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components import bucket_rules
 from policies.rules import ALL_POLICIES
 from tests.test_policies_harness import UNKNOWN, Spec, check_resource, check_stack
 
@@ -306,17 +307,146 @@ def test_lifecycle_rules_unknown_during_preview_are_not_judged():
     assert check("s3-bucket-lifecycle", changed(secure_bucket(), "-lifecycle", rules=UNKNOWN)) == []
 
 
-def test_access_logging_is_required_except_for_the_log_bucket():
-    logs = secure_bucket("securebase-production-access-logs", "logs")
-    logging = Spec(
+# --- access logging ----------------------------------------------------------------------
+
+LOG_BUCKET_NAME = "securebase-production-access-logs-123456789012"
+ACCOUNT_ID = "123456789012"
+SSE_S3 = [
+    {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}, "bucketKeyEnabled": False}
+]
+
+
+def log_bucket(name: str = "logs", bucket: str = LOG_BUCKET_NAME) -> list[Spec]:
+    """The stack's log bucket as SecureBucket builds it: SSE-S3, log delivery allowed."""
+    policy = bucket_rules.access_log_bucket_policy(
+        f"arn:aws:s3:::{bucket}", ACCOUNT_ID, "securebase-production-*"
+    )
+    specs = changed(secure_bucket(bucket, name), "-encryption", rules=SSE_S3)
+    return changed(specs, "-tls-only", policy=policy)
+
+
+def logging_to(source: str, target: str = LOG_BUCKET_NAME, name: str = "reports-logging") -> Spec:
+    return Spec(
         f"{S3}bucketLogging:BucketLogging",
-        "reports-logging",
-        {"bucket": BUCKET_NAME, "targetBucket": "securebase-production-access-logs", "targetPrefix": "reports/"},
-    )  # fmt: skip
-    assert check("s3-bucket-access-logging", [*secure_bucket(), *logs, logging]) == []
+        name,
+        {"bucket": source, "targetBucket": target, "targetPrefix": f"{source}/"},
+    )
+
+
+def logged_stack() -> list[Spec]:
+    return [*secure_bucket(), *log_bucket(), logging_to(BUCKET_NAME)]
+
+
+def test_every_bucket_logs_to_a_log_bucket_that_can_receive_the_logs():
+    assert check("s3-bucket-access-logging", logged_stack()) == []
     [(name, message)] = check("s3-bucket-access-logging", secure_bucket())
     assert name == "reports"
     assert "server access logging is off" in message
+
+
+def test_the_log_bucket_is_known_by_the_logging_that_targets_it_not_by_its_name():
+    # Named like a log bucket, but nothing logs to it: it must log like any other.
+    specs = [*secure_bucket(), *log_bucket(), logging_to(BUCKET_NAME, target="elsewhere")]
+    assert [n for n, _ in check("s3-bucket-access-logging", specs)] == ["logs"]
+
+
+@pytest.mark.parametrize("rule", BUCKET_RULES)
+def test_the_log_bucket_passes_every_bucket_rule(rule):
+    # Its SSE-S3 passes the KMS rule only because it receives access logs.
+    assert check(rule, logged_stack()) == []
+
+
+def test_an_sse_s3_bucket_that_receives_no_logs_still_needs_a_kms_key():
+    specs = [*secure_bucket(), *log_bucket()]
+    assert [n for n, _ in check("s3-bucket-kms-encryption", specs)] == ["logs-encryption"]
+
+
+def test_a_log_bucket_encrypted_with_kms_cannot_receive_access_logs():
+    kms = [
+        {
+            "applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": "aws:kms",
+                "kmsMasterKeyId": KEY_ARN,
+            }
+        }
+    ]
+    log_bucket_with_kms = changed(log_bucket(), "-encryption", rules=kms)
+    specs = [*secure_bucket(), *log_bucket_with_kms, logging_to(BUCKET_NAME)]
+    [(name, message)] = check("s3-bucket-access-logging", specs)
+    assert name == "logs-encryption"
+    assert (
+        "S3 cannot deliver access logs to a bucket whose default encryption is SSE-KMS" in message
+    )
+
+
+def _delivery_policy(**overrides) -> str:
+    document = json.loads(
+        bucket_rules.access_log_bucket_policy(
+            f"arn:aws:s3:::{LOG_BUCKET_NAME}", ACCOUNT_ID, "securebase-production-*"
+        )
+    )
+    delivery = document["Statement"][1]
+    document["Statement"][1] = {k: v for k, v in {**delivery, **overrides}.items() if v is not None}
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        tls_policy(f"arn:aws:s3:::{LOG_BUCKET_NAME}"),
+        _delivery_policy(Condition=None),
+        _delivery_policy(Action="s3:GetObject"),
+        _delivery_policy(Principal={"Service": "cloudtrail.amazonaws.com"}),
+    ],
+    ids=["tls-only", "no-source-condition", "other-action", "other-service"],
+)
+def test_a_log_bucket_policy_must_let_s3_log_delivery_in_for_this_account_only(policy):
+    log_bucket_with_policy = changed(log_bucket(), "-tls-only", policy=policy)
+    specs = [*secure_bucket(), *log_bucket_with_policy, logging_to(BUCKET_NAME)]
+    [(name, message)] = check("s3-bucket-access-logging", specs)
+    assert name == "logs-tls-only"
+    assert "does not let logging.s3.amazonaws.com put the access logs it receives" in message
+
+
+def test_a_log_bucket_without_a_policy_is_reported_on_the_bucket():
+    specs = [*secure_bucket(), *without(log_bucket(), "-tls-only"), logging_to(BUCKET_NAME)]
+    [(name, message)] = check("s3-bucket-access-logging", specs)
+    assert name == "logs"
+    assert "has no bucket policy letting S3 log delivery write them" in message
+
+
+def test_a_log_bucket_that_logs_to_itself_is_reported_on_its_logging():
+    specs = [*logged_stack(), logging_to(LOG_BUCKET_NAME, name="logs-logging")]
+    [(name, message)] = check("s3-bucket-access-logging", specs)
+    assert name == "logs-logging"
+    assert "sends its access logs to itself" in message
+
+
+def test_a_log_target_unknown_during_preview_is_found_through_its_dependency():
+    unknown_target = Spec(
+        f"{S3}bucketLogging:BucketLogging",
+        "reports-logging",
+        {"bucket": BUCKET_NAME, "targetBucket": UNKNOWN, "targetPrefix": UNKNOWN},
+        depends_on=["reports"],
+        property_dependencies={"targetBucket": ["logs"]},
+    )
+    specs = [*secure_bucket(), *log_bucket(), unknown_target]
+    assert check("s3-bucket-access-logging", specs) == []
+    assert check("s3-bucket-kms-encryption", specs) == []
+    # Still judged as the log bucket it is.
+    broken = [*secure_bucket(), *without(log_bucket(), "-tls-only"), unknown_target]
+    assert [n for n, _ in check("s3-bucket-access-logging", broken)] == ["logs"]
+
+
+def test_while_a_log_target_cannot_be_placed_no_bucket_is_judged():
+    unplaced = logging_to(BUCKET_NAME, target=UNKNOWN)
+    specs = [*secure_bucket(), *log_bucket(), unplaced]
+    assert check("s3-bucket-access-logging", specs) == []
+    assert check("s3-bucket-kms-encryption", specs) == []
+
+
+def test_the_log_bucket_policy_is_least_privilege():
+    assert check_policy("aws:s3/bucketPolicy:BucketPolicy", _delivery_policy()) == []
 
 
 # --- resource-policy-least-privilege ----------------------------------------------------

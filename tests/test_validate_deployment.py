@@ -10,6 +10,12 @@ Where moto differs from AWS the build works around it deliberately:
   CreateTable (from `create_table_request`, the request `create_tables` sends).
 - SNS: moto confirms every subscription at once (no PendingConfirmation), so
   the pending case rewrites the ListSubscriptionsByTopic answer.
+- S3: moto's PutBucketLogging reads the log bucket's policy statement by
+  statement and fails on a `Principal: "*"` before it reaches the log-delivery
+  one, so the log bucket gets its policy with that statement first (the order
+  of statements means nothing to S3).
+- CloudWatch Logs: moto has no DisassociateKmsKey, so a log group loses its
+  key by being created again.
 The smoke test talks to a local HTTP server standing in for the API.
 """
 
@@ -116,6 +122,7 @@ class Deployment:
     stack: str
     outputs: dict[str, Any]
     clients: dict[str, Any] = field(default_factory=dict)
+    logs_key_arn: str = ""
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
@@ -180,15 +187,18 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
         key: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}" for key, name in tables.items()
     }
 
+    kms = d.client("kms")
     key_arn = None
     if production:
-        kms = d.client("kms")
-        key_arn = kms.create_key(Description="analytics data")["KeyMetadata"]["Arn"]
-        kms.enable_key_rotation(KeyId=key_arn)
+        key_arn = _rotating_key(kms, "analytics data")
+    log_bucket = _access_log_bucket(d, settings.log_retention_days)
+    outputs["access_log_bucket"] = log_bucket
     outputs["reports_bucket"] = _secure_bucket(
-        d, d.name(f"reports-{ACCOUNT}"), settings.report_retention_days, key_arn
+        d, d.name(f"reports-{ACCOUNT}"), settings.report_retention_days, key_arn, log_bucket
     )
-    outputs["monitor_bucket"] = _secure_bucket(d, d.name(f"phase2-monitor-{ACCOUNT}"), 30, key_arn)
+    outputs["monitor_bucket"] = _secure_bucket(
+        d, d.name(f"phase2-monitor-{ACCOUNT}"), 30, key_arn, log_bucket
+    )
 
     sqs = d.client("sqs")
     dead_letter_urls = {
@@ -220,7 +230,7 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
     }
     outputs["layer_arns"] = layers
 
-    iam, logs = d.client("iam"), d.client("logs")
+    iam = d.client("iam")
     functions, log_groups = {}, {}
     for spec in ALL_FUNCTIONS:
         name = spec.function_name(f"securebase-{stack}")
@@ -253,9 +263,9 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
         functions[spec.key] = name
         log_groups[spec.key] = spec.log_group_name(f"securebase-{stack}")
     log_groups["api-access"] = f"/aws/apigateway/{d.name('analytics-api-access')}"
+    d.logs_key_arn = _rotating_key(kms, "analytics log groups")
     for group in log_groups.values():
-        logs.create_log_group(logGroupName=group)
-        logs.put_retention_policy(logGroupName=group, retentionInDays=settings.log_retention_days)
+        _log_group(d, group, settings.log_retention_days, d.logs_key_arn)
     outputs["function_names"] = functions
     outputs["log_group_names"] = log_groups
 
@@ -327,14 +337,63 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
     return deployment
 
 
-def _secure_bucket(d: Deployment, name: str, expiration_days: int, key_arn: str | None) -> str:
-    """A bucket with the SecureBucket rules (components.bucket_rules)."""
+def _rotating_key(kms: Any, description: str) -> str:
+    key_arn = kms.create_key(Description=description)["KeyMetadata"]["Arn"]
+    kms.enable_key_rotation(KeyId=key_arn)
+    return key_arn
+
+
+def _log_group(d: Deployment, name: str, retention_days: int, key_arn: str | None) -> None:
+    logs = d.client("logs")
+    logs.create_log_group(logGroupName=name, **({"kmsKeyId": key_arn} if key_arn else {}))
+    logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+
+
+def _access_log_bucket(d: Deployment, expiration_days: int) -> str:
+    """The log bucket: the SecureBucket rules with SSE-S3, letting S3 log delivery in."""
+    name = d.name(f"access-logs-{ACCOUNT}")
+    _bucket_with_rules(d.client("s3"), name, expiration_days, None)
+    _let_log_delivery_in(d, name)
+    return name
+
+
+def _let_log_delivery_in(d: Deployment, log_bucket: str) -> None:
+    policy = json.loads(
+        bucket_rules.access_log_bucket_policy(f"arn:aws:s3:::{log_bucket}", ACCOUNT, d.name("*"))
+    )
+    policy["Statement"].reverse()
+    d.client("s3").put_bucket_policy(Bucket=log_bucket, Policy=json.dumps(policy))
+
+
+def _secure_bucket(
+    d: Deployment, name: str, expiration_days: int, key_arn: str | None, log_bucket: str
+) -> str:
+    """A bucket with the SecureBucket rules (components.bucket_rules), logging its access."""
     s3 = d.client("s3")
+    _bucket_with_rules(s3, name, expiration_days, key_arn)
+    s3.put_bucket_policy(Bucket=name, Policy=bucket_rules.tls_only_policy(f"arn:aws:s3:::{name}"))
+    _log_access(d, name, log_bucket)
+    return name
+
+
+def _log_access(d: Deployment, bucket: str, log_bucket: str) -> None:
+    d.client("s3").put_bucket_logging(
+        Bucket=bucket,
+        BucketLoggingStatus={
+            "LoggingEnabled": {
+                "TargetBucket": log_bucket,
+                "TargetPrefix": bucket_rules.access_log_prefix(bucket),
+            }
+        },
+    )
+
+
+def _bucket_with_rules(s3: Any, name: str, expiration_days: int, key_arn: str | None) -> None:
     s3.create_bucket(Bucket=name)
     default: dict[str, Any] = (
         {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
         if key_arn
-        else {"SSEAlgorithm": "AES256"}
+        else {"SSEAlgorithm": bucket_rules.ACCESS_LOG_ENCRYPTION}
     )
     s3.put_bucket_encryption(
         Bucket=name,
@@ -356,8 +415,6 @@ def _secure_bucket(d: Deployment, name: str, expiration_days: int, key_arn: str 
         Bucket=name,
         LifecycleConfiguration={"Rules": [bucket_rules.lifecycle_rule(expiration_days)]},
     )
-    s3.put_bucket_policy(Bucket=name, Policy=bucket_rules.tls_only_policy(f"arn:aws:s3:::{name}"))
-    return name
 
 
 def _http_api(d: Deployment, rate_limit: float, burst_limit: int) -> str:
@@ -502,6 +559,19 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
     )
     assert sum(n.startswith("route ") for n in names) == len(DEPLOYED_ROUTES)
     assert sum(c["group"] == "smoke" for c in run.checks) == 10
+    # Every bucket but the log bucket logs its access there; every log group has the key.
+    assert [n for n in names if n.endswith(": access logs to the log bucket")] == [
+        "bucket reports: access logs to the log bucket",
+        "bucket monitor: access logs to the log bucket",
+    ]
+    assert {
+        "bucket access-logs: SSE-S3 encryption",
+        "bucket access-logs: S3 log delivery allowed for this account",
+        "bucket access-logs: does not log its own access",
+    } <= set(names)
+    assert sum(n.endswith(": encrypted with a rotating customer managed key") for n in names) == (
+        len(ALL_FUNCTIONS) + 1
+    )
 
 
 def test_a_healthy_production_deployment_passes_the_production_only_checks(
@@ -570,6 +640,36 @@ def _restore_tls_policy(d: Deployment) -> None:
     )
 
 
+def _stop_access_logging(d: Deployment) -> None:
+    d.client("s3").put_bucket_logging(Bucket=d.outputs["reports_bucket"], BucketLoggingStatus={})
+
+
+def _restore_access_logging(d: Deployment) -> None:
+    _log_access(d, d.outputs["reports_bucket"], d.outputs["access_log_bucket"])
+
+
+def _keep_log_delivery_out(d: Deployment) -> None:
+    log_bucket = d.outputs["access_log_bucket"]
+    d.client("s3").put_bucket_policy(
+        Bucket=log_bucket, Policy=bucket_rules.tls_only_policy(f"arn:aws:s3:::{log_bucket}")
+    )
+
+
+def _restore_log_delivery(d: Deployment) -> None:
+    _let_log_delivery_in(d, d.outputs["access_log_bucket"])
+
+
+def _query_log_group_key(encrypted: bool) -> Callable[[Deployment], None]:
+
+    def change(d: Deployment) -> None:
+        group = d.outputs["log_group_names"]["query"]
+        d.client("logs").delete_log_group(logGroupName=group)
+        retention = load_stack_settings(d.stack).log_retention_days
+        _log_group(d, group, retention, d.logs_key_arn if encrypted else None)
+
+    return change
+
+
 def _query_runtime(runtime: str) -> Callable[[Deployment], None]:
     def change(d: Deployment) -> None:
         d.client("lambda").update_function_configuration(
@@ -634,6 +734,24 @@ BREAKAGES = {
         "GetBucketPolicy failed: NoSuchBucketPolicy: The bucket policy does not exist",
         _drop_tls_policy,
         _restore_tls_policy,
+    ),
+    "no-access-logging": Breakage(
+        "bucket reports: access logs to the log bucket",
+        "server access logging is off",
+        _stop_access_logging,
+        _restore_access_logging,
+    ),
+    "no-log-delivery": Breakage(
+        "bucket access-logs: S3 log delivery allowed for this account",
+        "no statement lets logging.s3.amazonaws.com s3:PutObject into the bucket",
+        _keep_log_delivery_out,
+        _restore_log_delivery,
+    ),
+    "unencrypted-log-group": Breakage(
+        "log group query: encrypted with a rotating customer managed key",
+        "/aws/lambda/securebase-staging-analytics-query is encrypted with a CloudWatch owned key",
+        _query_log_group_key(encrypted=False),
+        _query_log_group_key(encrypted=True),
     ),
     "wrong-runtime": Breakage(
         "function query: runtime and handler",
@@ -942,6 +1060,7 @@ def test_the_built_deployment_exports_what_the_program_exports(
         "table_arns",
         "reports_bucket",
         "monitor_bucket",
+        "access_log_bucket",
         "function_names",
         "log_group_names",
         "schedule_names",

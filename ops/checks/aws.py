@@ -51,6 +51,10 @@ class AwsView:
             self._answers[key] = fetch()
         return self._answers[key]
 
+    def account_id(self) -> str:
+        """The account the checks run in (the stack's own)."""
+        return self._once(("account",), lambda: self.client("sts").get_caller_identity()["Account"])
+
     # DynamoDB
     def table(self, name: str) -> dict[str, Any]:
         return self._once(
@@ -94,12 +98,15 @@ class AwsView:
         )
 
     def log_group(self, name: str) -> dict[str, Any] | None:
-        pages = self.client("logs").get_paginator("describe_log_groups")
-        for page in pages.paginate(logGroupNamePrefix=name):
-            for group in page["logGroups"]:
-                if group["logGroupName"] == name:
-                    return group
-        return None
+        def fetch() -> dict[str, Any] | None:
+            pages = self.client("logs").get_paginator("describe_log_groups")
+            for page in pages.paginate(logGroupNamePrefix=name):
+                for group in page["logGroups"]:
+                    if group["logGroupName"] == name:
+                        return group
+            return None
+
+        return self._once(("log-group", name), fetch)
 
     # API Gateway (HTTP APIs)
     def api(self, api_id: str) -> dict[str, Any]:

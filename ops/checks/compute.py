@@ -187,14 +187,21 @@ def _layer(aws: AwsView, outputs: StackOutputs, layer: str) -> Outcome:
 def log_group_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> list[Check]:
     keys = [spec.key for spec in expect.functions] + [API_ACCESS_LOG_KEY]
     retention = expect.settings.log_retention_days
-    return [
-        Check(
-            "logs",
-            f"log group {key}: retention {retention} days",
-            partial(_log_group, aws, outputs, expect, key),
-        )
-        for key in keys
-    ]
+    checks = []
+    for key in keys:
+        checks += [
+            Check(
+                "logs",
+                f"log group {key}: retention {retention} days",
+                partial(_log_group, aws, outputs, expect, key),
+            ),
+            Check(
+                "logs",
+                f"log group {key}: encrypted with a rotating customer managed key",
+                partial(_log_group_key, aws, outputs, key),
+            ),
+        ]
+    return checks
 
 
 def _log_group(aws: AwsView, outputs: StackOutputs, expect: Expectations, key: str) -> Outcome:
@@ -215,3 +222,16 @@ def _log_group(aws: AwsView, outputs: StackOutputs, expect: Expectations, key: s
             f"{name} keeps logs {days or 'forever'} days, expected {expect.settings.log_retention_days}"
         )
     return passed(name)
+
+
+def _log_group_key(aws: AwsView, outputs: StackOutputs, key: str) -> Outcome:
+    name = outputs.entry("log_group_names", key)
+    group = aws.log_group(name)
+    if group is None:
+        return failed(f"{name} does not exist")
+    key_arn = group.get("kmsKeyId")
+    if not key_arn:
+        return failed(f"{name} is encrypted with a CloudWatch owned key, not the stack's own key")
+    if not aws.key_rotation_enabled(key_arn):
+        return failed(f"automatic rotation is off for {key_arn}")
+    return passed(key_arn)

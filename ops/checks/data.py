@@ -1,8 +1,9 @@
-"""Tables and buckets: the data the stack must keep and keep private."""
+"""Tables and buckets: the data the stack must keep and keep private, and who read it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -125,39 +126,89 @@ def _deletion_protected(aws: AwsView, name: Lazy) -> Outcome:
     return failed("deletion protection is off in production")
 
 
-def bucket_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> list[Check]:
-    """The reports bucket and the monitor bucket carry the same SecureBucket rules."""
-    checks = []
-    buckets = {
-        "reports": ("reports_bucket", expect.settings.report_retention_days),
-        # The monitor bucket's expiry is the Phase2Monitor's choice; any is accepted.
-        "monitor": ("monitor_bucket", None),
-    }
-    for label, (output_key, expiration_days) in buckets.items():
+@dataclass(frozen=True)
+class ExpectedBucket:
+    label: str
+    output: str  # the stack output naming the bucket
+    expiration_days: int | None  # None: any expiry is accepted
+    # The log bucket: receives every other bucket's server access logs.
+    receives_access_logs: bool = False
 
-        def name(output_key: str = output_key) -> str:
+
+def expected_buckets(expect: Expectations) -> tuple[ExpectedBucket, ...]:
+    settings = expect.settings
+    return (
+        ExpectedBucket("reports", "reports_bucket", settings.report_retention_days),
+        # The monitor bucket's expiry is the Phase2Monitor's choice; any is accepted.
+        ExpectedBucket("monitor", "monitor_bucket", None),
+        ExpectedBucket(
+            "access-logs",
+            "access_log_bucket",
+            settings.log_retention_days,
+            receives_access_logs=True,
+        ),
+    )
+
+
+def bucket_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> list[Check]:
+    """Every bucket carries the SecureBucket rules and logs its access to the log bucket."""
+    checks = []
+    s3 = aws.client("s3")
+
+    def log_bucket() -> str:
+        return outputs.text("access_log_bucket")
+
+    for bucket in expected_buckets(expect):
+
+        def name(output_key: str = bucket.output) -> str:
             return outputs.text(output_key)
 
-        prefix = f"bucket {label}"
-        s3 = aws.client("s3")
-        checks += [
-            Check(
+        prefix = f"bucket {bucket.label}"
+        if bucket.receives_access_logs:
+            encryption = Check("bucket", f"{prefix}: SSE-S3 encryption", partial(_sse_s3, s3, name))
+        else:
+            encryption = Check(
                 "bucket", f"{prefix}: default encryption", partial(_encryption, s3, name, expect)
-            ),
+            )
+        checks += [
+            encryption,
             Check("bucket", f"{prefix}: public access blocked", partial(_public_access, s3, name)),
             Check("bucket", f"{prefix}: ACLs disabled", partial(_ownership, s3, name)),
             Check("bucket", f"{prefix}: versioning", partial(_versioning, s3, name)),
             Check(
                 "bucket",
                 f"{prefix}: lifecycle rules",
-                partial(_lifecycle, s3, name, expiration_days),
+                partial(_lifecycle, s3, name, bucket.expiration_days),
             ),
             Check("bucket", f"{prefix}: TLS-only policy", partial(_tls_only, s3, name)),
         ]
-        if expect.is_production:
+        if bucket.receives_access_logs:
+            checks += [
+                Check(
+                    "bucket",
+                    f"{prefix}: S3 log delivery allowed for this account",
+                    partial(_log_delivery_allowed, aws, name),
+                ),
+                Check(
+                    "bucket",
+                    f"{prefix}: does not log its own access",
+                    partial(_not_logged, s3, name),
+                ),
+            ]
+        else:
             checks.append(
-                Check("bucket", f"{prefix}: KMS key rotation", partial(_key_rotation, aws, name))
+                Check(
+                    "bucket",
+                    f"{prefix}: access logs to the log bucket",
+                    partial(_logs_to, s3, name, log_bucket),
+                )
             )
+            if expect.is_production:
+                checks.append(
+                    Check(
+                        "bucket", f"{prefix}: KMS key rotation", partial(_key_rotation, aws, name)
+                    )
+                )
     return checks
 
 
@@ -181,6 +232,18 @@ def _encryption(s3: Any, name: Lazy, expect: Expectations) -> Outcome:
     if algorithm in ("AES256", "aws:kms"):
         return passed(algorithm)
     return failed(f"default encryption {algorithm}, expected AES256 or aws:kms")
+
+
+def _sse_s3(s3: Any, name: Lazy) -> Outcome:
+    algorithm = _default_encryption(s3, name()).get("ApplyServerSideEncryptionByDefault", {})
+    algorithm = algorithm.get("SSEAlgorithm")
+    if algorithm == bucket_rules.ACCESS_LOG_ENCRYPTION:
+        return passed(algorithm)
+    # S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS.
+    return failed(
+        f"default encryption {algorithm}: S3 delivers access logs only to "
+        f"{bucket_rules.ACCESS_LOG_ENCRYPTION} (SSE-S3) buckets"
+    )
 
 
 def _public_access(s3: Any, name: Lazy) -> Outcome:
@@ -255,6 +318,51 @@ def _tls_only(s3: Any, name: Lazy) -> Outcome:
             return passed("denies every request without TLS")
     return failed(
         "no statement denies s3:* on the bucket and its objects when aws:SecureTransport is false"
+    )
+
+
+def _logging(s3: Any, bucket: str) -> dict[str, Any]:
+    return s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled") or {}
+
+
+def _logs_to(s3: Any, name: Lazy, log_bucket: Lazy) -> Outcome:
+    bucket = name()
+    logging = _logging(s3, bucket)
+    if not logging:
+        return failed("server access logging is off")
+    wanted = (log_bucket(), bucket_rules.access_log_prefix(bucket))
+    found = (logging.get("TargetBucket"), logging.get("TargetPrefix"))
+    if found != wanted:
+        return failed(f"logs to {found[0]}/{found[1]}, expected {wanted[0]}/{wanted[1]}")
+    return passed(f"to {wanted[0]}/{wanted[1]}")
+
+
+def _not_logged(s3: Any, name: Lazy) -> Outcome:
+    target = _logging(s3, name()).get("TargetBucket")
+    if target is None:
+        return passed("no access logging of its own")
+    return failed(f"logs its own access to {target}: a log bucket must not (it loops on itself)")
+
+
+def _log_delivery_allowed(aws: AwsView, name: Lazy) -> Outcome:
+    """ACLs are disabled, so only the bucket policy can let S3 log delivery write."""
+    bucket = name()
+    account = aws.account_id()
+    policy = json.loads(aws.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    for statement in _statements(policy):
+        conditions = statement.get("Condition", {})
+        source_account = conditions.get("StringEquals", {}).get("aws:SourceAccount")
+        if (
+            statement.get("Effect") == "Allow"
+            and statement.get("Principal") == {"Service": bucket_rules.LOG_DELIVERY_SERVICE}
+            and "s3:PutObject" in _as_list(statement.get("Action"))
+            and f"arn:aws:s3:::{bucket}/*" in _as_list(statement.get("Resource"))
+            and source_account == account
+        ):
+            return passed(f"{bucket_rules.LOG_DELIVERY_SERVICE} may put objects for {account}")
+    return failed(
+        f"no statement lets {bucket_rules.LOG_DELIVERY_SERVICE} s3:PutObject into the bucket "
+        "with aws:SourceAccount of this account: access logs are not delivered"
     )
 
 

@@ -4,6 +4,12 @@ With pulumi-aws v7 a bucket's settings are separate resources that name the
 bucket in their `bucket` input, so these are stack policies: each joins the
 setting resources to their bucket and reports the bucket that lacks one, or
 the setting resource that is wrong.
+
+Access logging: every bucket logs to a log bucket, and a log bucket is exactly
+a bucket some aws.s3.BucketLogging of the stack names as its `targetBucket`
+(never a name pattern). A log bucket is exempt from logging itself and from
+the KMS rule, because S3 server access logging delivers only to SSE-S3
+buckets; the access-logging rule checks it can receive the logs instead.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 BUCKET_ACL = "aws:s3/bucketAcl:BucketAcl"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"
+LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 
 PUBLIC_ACCESS_FLAGS = (
     "blockPublicAcls",
@@ -64,12 +71,34 @@ def _settings_of(stack: Stack, setting_type: str) -> tuple[list[Resource], Links
     return buckets, links
 
 
-def _per_bucket(setting_type: str, missing: str, fix: str, judge: Judge) -> StackCheck:
-    """A stack check: each bucket has a `setting_type` resource and each one passes `judge`."""
+def _log_targets(stack: Stack, buckets: list[Resource]) -> Links:
+    """The buckets that receive server access logs: each BucketLogging joined to its target."""
+    return link(
+        stack.of_type(LOGGING),
+        buckets,
+        reference=lambda logging: references.bucket_name(logging.get("targetBucket")),
+        identity=lambda bucket: bucket.get("bucket"),
+        prop="targetBucket",
+    )
+
+
+def _per_bucket(
+    setting_type: str, missing: str, fix: str, judge: Judge, *, except_log_buckets: bool = False
+) -> StackCheck:
+    """A stack check: each bucket has a `setting_type` resource and each one passes `judge`.
+
+    `except_log_buckets` leaves out the buckets that receive access logs, and,
+    while a log target is unknown (preview), every bucket that might be one.
+    """
 
     def check(stack: Stack, config: Config) -> Iterator[Finding]:
         buckets, links = _settings_of(stack, setting_type)
+        log_targets = _log_targets(stack, buckets) if except_log_buckets else None
         for bucket in buckets:
+            if log_targets is not None and (
+                log_targets.of(bucket) or log_targets.undecided(bucket)
+            ):
+                continue
             settings = links.of(bucket)
             if not settings and not links.undecided(bucket):
                 yield Finding(bucket, missing, fix)
@@ -220,20 +249,91 @@ def _lifecycle(bucket: Resource, lifecycle: Resource, config: Config) -> Iterato
 
 
 def _access_logging(stack: Stack, config: Config) -> Iterator[Finding]:
-    buckets, links = _settings_of(stack, LOGGING)
-    # A bucket that receives access logs is exempt: logging it to itself loops.
-    targets = {
-        references.bucket_name(logging.get("targetBucket")) for logging in stack.of_type(LOGGING)
-    }
+    buckets, logging_of = _settings_of(stack, LOGGING)
+    log_targets = _log_targets(stack, buckets)
+    _, encryption_of = _settings_of(stack, ENCRYPTION)
+    _, policy_of = _settings_of(stack, BUCKET_POLICY)
     for bucket in buckets:
-        if links.of(bucket) or links.undecided(bucket) or UNKNOWN in targets:
-            continue
-        if bucket.get("bucket") not in targets:
+        deliveries = log_targets.of(bucket)
+        if deliveries:
+            yield from _log_bucket_self_logging(bucket, deliveries, logging_of.of(bucket))
+            for encryption in encryption_of.of(bucket):
+                yield from _log_bucket_encryption(bucket, encryption)
+            yield from _log_bucket_policy(bucket, policy_of.of(bucket), policy_of.undecided(bucket))
+        elif not (logging_of.of(bucket) or logging_of.undecided(bucket) or log_targets.unresolved):
             yield Finding(
                 bucket,
                 "server access logging is off: nobody can tell who fetched which object",
                 "add an aws.s3.BucketLogging that sends its access logs to a log bucket",
             )
+
+
+def _log_bucket_self_logging(
+    bucket: Resource, deliveries: list[Resource], own_logging: list[Resource]
+) -> Iterator[Finding]:
+    delivered_here = {delivery.urn for delivery in deliveries}
+    for logging in own_logging:
+        if logging.urn in delivered_here:
+            yield Finding(
+                logging,
+                f"bucket '{bucket.name}' sends its access logs to itself: every delivery is "
+                "logged again, without end",
+                "remove this aws.s3.BucketLogging; a log bucket does not log its own access",
+            )
+
+
+def _log_bucket_encryption(bucket: Resource, encryption: Resource) -> Iterator[Finding]:
+    algorithms = _default_algorithms(encryption)
+    if algorithms is None or UNKNOWN in algorithms:
+        return
+    kms = [algorithm for algorithm in algorithms if algorithm in KMS_ALGORITHMS]
+    if kms:
+        yield Finding(
+            encryption,
+            f"bucket '{bucket.name}' receives server access logs but encrypts with {kms[0]}: "
+            "S3 cannot deliver access logs to a bucket whose default encryption is SSE-KMS",
+            "set applyServerSideEncryptionByDefault.sseAlgorithm 'AES256' (SSE-S3) on the log bucket",
+        )
+
+
+def _lets_log_delivery_in(statement: documents.Statement) -> bool:
+    return (
+        statement.allows
+        and LOG_DELIVERY_SERVICE in statement.services
+        and statement.allows_action("s3:PutObject")
+        and statement.narrowed
+    )
+
+
+def _log_bucket_policy(
+    bucket: Resource, policies: list[Resource], undecided: bool
+) -> Iterator[Finding]:
+    fix = (
+        "add a statement: Effect Allow, Principal {'Service': 'logging.s3.amazonaws.com'}, "
+        "Action 's3:PutObject', Resource the bucket's objects, Condition aws:SourceAccount "
+        "(and aws:SourceArn) of the logged buckets"
+    )
+    if not policies:
+        if not undecided:
+            yield Finding(
+                bucket,
+                "it receives server access logs but has no bucket policy letting S3 log "
+                "delivery write them (ACLs are disabled, so only a policy can)",
+                f"add an aws.s3.BucketPolicy with {fix.removeprefix('add ')}",
+            )
+        return
+    for policy in policies:
+        document = policy.get("policy")
+        if document is UNKNOWN:
+            return
+        if any(_lets_log_delivery_in(s) for s in documents.parse(document) or ()):
+            return
+    yield Finding(
+        policies[0],
+        f"the policy of bucket '{bucket.name}' does not let logging.s3.amazonaws.com put "
+        "the access logs it receives, for this account's buckets only",
+        fix,
+    )
 
 
 def _acls(stack: Stack, config: Config) -> Iterator[Finding]:
@@ -309,7 +409,8 @@ POLICIES = [
     ),
     StackRule(
         name="s3-bucket-kms-encryption",
-        description="Every bucket encrypts with a customer managed KMS key (mandatory in production).",
+        description="Every bucket but a log bucket encrypts with a customer managed KMS key "
+        "(mandatory in production).",
         remediation="Encrypt with sseAlgorithm 'aws:kms', kmsMasterKeyId of a rotating "
         "aws.kms.Key and bucketKeyEnabled True.",
         severity=Severity.MEDIUM,
@@ -318,6 +419,8 @@ POLICIES = [
             "it has no default encryption configuration",
             "add an aws.s3.BucketServerSideEncryptionConfiguration using aws:kms",
             _kms_encryption,
+            # S3 delivers access logs only to SSE-S3 buckets (see s3-bucket-access-logging).
+            except_log_buckets=True,
         ),
     ),
     StackRule(
@@ -369,9 +472,12 @@ POLICIES = [
     ),
     StackRule(
         name="s3-bucket-access-logging",
-        description="Every bucket (other than a log bucket) writes server access logs.",
+        description="Every bucket but a log bucket writes server access logs to a log bucket "
+        "that can receive them: SSE-S3, a policy letting logging.s3.amazonaws.com in, no "
+        "logging of its own.",
         remediation="Add an aws.s3.BucketLogging sending the bucket's access logs to a "
-        "dedicated log bucket (SSE-S3, lifecycle, no logging of its own).",
+        "dedicated log bucket (SSE-S3, lifecycle, log delivery allowed by its bucket policy "
+        "with aws:SourceAccount/aws:SourceArn, no logging of its own).",
         severity=Severity.MEDIUM,
         check=_access_logging,
     ),
