@@ -6,8 +6,10 @@ answers `{"isAuthorized": true, "context": {"customer_id", "sub"}}` or
 
 - `JWT_SECRET_ID`: HS256 with a secret from Secrets Manager (the Phase 2
   tokens). The SecretString is either the raw key or a JSON object whose
-  `jwt_secret` holds it. Read once per container; after a signature failure
-  with a secret older than five minutes it is read again once (rotation).
+  `jwt_secret` holds it. Both the AWSCURRENT and the AWSPREVIOUS version's
+  key are accepted, so a rotation does not reject tokens signed just before
+  it (see `SecretKeys` for when each is read). Revoking a leaked key
+  therefore takes two rotations: after one it is still AWSPREVIOUS.
 - `JWT_JWKS_URL`: RS256 or ES256 with public keys from a JWKS, fetched by one
   `PyJWKClient` per container that caches them. The key a token's `kid`
   names decides its one algorithm: RSA -> RS256, EC P-256 -> ES256.
@@ -29,6 +31,7 @@ from typing import Any
 
 import boto3
 import jwt
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from handlers.shared import env, telemetry
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TENANT_CLAIM = "customer_id"
 LEEWAY_SECONDS = 30
 SECRET_REFRESH_AFTER_SECONDS = 300
+CURRENT_STAGE = "AWSCURRENT"
+PREVIOUS_STAGE = "AWSPREVIOUS"  # the key before the last rotation: accepted too
 MAX_TOKEN_LENGTH = 8192  # far above any real token; caps the work garbage can cause
 REQUIRED_CLAIMS = ("exp", "iss", "aud")
 HMAC_ALGORITHM = "HS256"  # with the Secrets Manager key
@@ -162,7 +167,17 @@ def parse_secret_string(secret_string: str) -> bytes:
 
 
 class SecretKeys:
-    """The HS256 secret, read from Secrets Manager once per container."""
+    """The HS256 keys: the secret's AWSCURRENT version and, for rotation, AWSPREVIOUS.
+
+    AWSCURRENT is read once per container. A token it does not verify (a bad
+    signature, nothing else) is tried with AWSPREVIOUS, so tokens signed just
+    before a rotation keep working in containers that already have the new
+    key; AWSPREVIOUS is read on the first such token (absent: no fallback).
+    When the keys were read five minutes ago or more, that token first makes
+    both be read again, which picks up a rotation. So bad tokens cause at most
+    two reads per five minutes, and a previous key is only trusted while a
+    read at most five minutes old confirmed it.
+    """
 
     def __init__(
         self,
@@ -174,45 +189,76 @@ class SecretKeys:
         self._client_factory = client_factory
         self._clock = clock
         self._client: Any = None
-        self._secret: bytes | None = None
+        self._current: bytes | None = None
+        self._previous: bytes | None = None
+        self._previous_read = False
         self._fetched_at = 0.0
 
-    def _fetch(self) -> bytes:
+    def _read(self, stage: str) -> bytes | None:
+        """The key in the version labelled `stage`; None when no version is."""
         if self._client is None:
             self._client = self._client_factory()
-        response = self._client.get_secret_value(SecretId=self._secret_id)
+        try:
+            response = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=stage)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
         if "SecretString" not in response:
             raise KeyConfigurationError("the JWT secret must be a SecretString")
-        self._secret = parse_secret_string(response["SecretString"])
-        self._fetched_at = self._clock()
-        return self._secret
+        return parse_secret_string(response["SecretString"])
+
+    def _read_current(self) -> bytes:
+        key = self._read(CURRENT_STAGE)
+        if key is None:
+            raise KeyConfigurationError("the JWT secret does not exist")
+        self._current, self._fetched_at = key, self._clock()
+        return key
+
+    def _read_previous(self) -> None:
+        try:
+            self._previous = self._read(PREVIOUS_STAGE)
+        except KeyConfigurationError:
+            # An unusable old version must not take the current key down with it.
+            logger.exception("the JWT secret's AWSPREVIOUS version is unusable; ignoring it")
+            self._previous = None
+        self._previous_read = True
 
     def current(self) -> bytes:
-        return self._secret if self._secret is not None else self._fetch()
+        return self._current if self._current is not None else self._read_current()
 
-    def refreshed(self) -> bytes | None:
-        """A rotated secret, if the cached one is stale and Secrets Manager has another.
+    def fallbacks(self, tried: bytes) -> list[bytes]:
+        """Keys to try after `tried` (the current key) failed a signature check.
 
-        At most one read per five minutes, so bad tokens cannot drive
-        Secrets Manager calls.
+        Stale keys are read again first (AWSCURRENT and AWSPREVIOUS, at most
+        once per five minutes); AWSPREVIOUS is read on first need.
         """
-        if self._clock() - self._fetched_at < SECRET_REFRESH_AFTER_SECONDS:
-            return None
-        previous = self._secret
-        secret = self._fetch()
-        return secret if secret != previous else None
+        if self._clock() - self._fetched_at >= SECRET_REFRESH_AFTER_SECONDS:
+            self._read_current()
+            self._read_previous()
+        elif not self._previous_read:
+            self._read_previous()
+        candidates = (self._current, self._previous)
+        return [key for key in dict.fromkeys(candidates) if key is not None and key != tried]
 
     def verify(self, token: str, settings: TokenSettings) -> Identity:
         alg, _ = token_header(token)
         if alg != HMAC_ALGORITHM:
             raise TokenRejected("alg_not_allowed")
+        current = self.current()
         try:
-            return verify_token(token, self.current(), HMAC_ALGORITHM, settings)
+            return verify_token(token, current, HMAC_ALGORITHM, settings)
         except TokenRejected as rejection:
-            rotated = self.refreshed() if rejection.reason == "bad_signature" else None
-            if rotated is None:
+            if rejection.reason != "bad_signature":
                 raise
-            return verify_token(token, rotated, HMAC_ALGORITHM, settings)
+            first_rejection = rejection
+        for key in self.fallbacks(current):
+            try:
+                return verify_token(token, key, HMAC_ALGORITHM, settings)
+            except TokenRejected as rejection:
+                if rejection.reason != "bad_signature":
+                    raise  # the key fits: the claims decide, exactly as with AWSCURRENT
+        raise first_rejection
 
 
 def jwk_algorithm(key: Any) -> str | None:

@@ -4,8 +4,12 @@ POST renders the report in this invocation when its estimated rendering time
 fits the budget (the API's integration timeout is about 29 s) and answers 201
 with a download URL. Larger reports are stored as `pending`, queued for the
 report engine and answered 202; `GET /analytics/reports/{id}` shows them
-`ready` once the engine has finished. An `Idempotency-Key` header makes a
-retried POST return the same report instead of creating another.
+`ready` once the engine has finished. A report still pending after
+`PENDING_DEADLINE` (2 hours: the report-jobs queue's redelivery budget plus
+margin; see handlers.shared.reports.service) is one the engine gave up on:
+reading it records and shows it `failed`, so the tenant can request it again.
+An `Idempotency-Key` header makes a retried POST return the same report
+instead of creating another.
 
 Reports of other tenants are indistinguishable from unknown ids (404).
 Rendering libraries are imported only for the formats that need them, and the
@@ -15,6 +19,7 @@ AWS clients on first use, so a cold start costs little more than boto3.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,7 +47,8 @@ from handlers.shared.reports.times import utc_now
 
 REQUEST_FIELDS = ("type", "format", "period")
 # Rendering budget inside the API's ~29 s: leaves room for reading, uploading
-# and a cold start.
+# and a cold start. REPORT_SYNC_BUDGET_SECONDS may lower it (the local stack
+# does, so that large reports take the deferred path there too), never raise it.
 SYNC_BUDGET_SECONDS = 20.0
 
 telemetry.configure_logging()
@@ -58,6 +64,23 @@ def parse_report_request(body: Mapping[str, Any]) -> dict[str, str]:
         "format": parse_format(body.get("format")),
         "period": parse_period_label(body.get("period")),
     }
+
+
+def sync_budget_from_env() -> float:
+    """REPORT_SYNC_BUDGET_SECONDS: 0 (defer every report) to 20 seconds; 20 when unset."""
+    raw = env.optional(env.REPORT_SYNC_BUDGET_SECONDS)
+    if raw is None:
+        return SYNC_BUDGET_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= SYNC_BUDGET_SECONDS:  # NaN fails too
+        raise env.MissingEnvironment(
+            f"environment variable {env.REPORT_SYNC_BUDGET_SECONDS} must be a number of"
+            f" seconds from 0 to {SYNC_BUDGET_SECONDS:g}; got {raw!r}"
+        )
+    return seconds
 
 
 class ReporterApi:
@@ -85,6 +108,7 @@ class ReporterApi:
             ReportService.from_env(dynamodb, s3, clock),
             IdempotencyRecords(dynamodb, env.require(env.CACHE_TABLE)),
             ReportJobs(env.require(env.REPORT_JOBS_QUEUE_URL), sqs_factory),
+            sync_budget_from_env(),
         )
 
     @property
@@ -107,7 +131,7 @@ class ReporterApi:
             if claimed_id != report_id:
                 existing = self.service.reports.get(request.tenant, claimed_id)
                 if existing is not None:
-                    return self._answer(existing, request)
+                    return self._answer(self.service.settled(existing), request)
                 report_id = claimed_id  # the first attempt stopped before creating it
         record = new_record(
             request.tenant, report_id, fields["type"], fields["format"], fields["period"], now
@@ -152,17 +176,14 @@ class ReporterApi:
         records, cursor = self.service.reports.page(
             request.tenant, page_size(request.query.get("limit")), request.query.get("next")
         )
-        return json_response(
-            200,
-            {"reports": [self.service.view(record) for record in records], "next": cursor},
-            request.origin,
-        )
+        views = [self.service.view(self.service.settled(record)) for record in records]
+        return json_response(200, {"reports": views, "next": cursor}, request.origin)
 
     def get(self, request: Request) -> dict[str, Any]:
         record = self.service.reports.get(request.tenant, request.path_parameters.get("id", ""))
         if record is None:
             raise not_found("report")
-        return json_response(200, self.service.view(record), request.origin)
+        return json_response(200, self.service.view(self.service.settled(record)), request.origin)
 
 
 _api: ReporterApi | None = None

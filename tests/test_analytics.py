@@ -89,9 +89,39 @@ def test_usage_windows_have_a_point_per_day_or_per_elapsed_hour(days, now) -> No
     else:
         assert len(slots) == days
         assert slots[-1].date() == now.date()
-    # The previous window is as long as the current one, just before it in time.
-    assert windows.previous_end - windows.previous_start == windows.end - windows.start
-    assert windows.previous_start < windows.start
+    # Trends compare a span of the window with the same span one period earlier:
+    # up to the current hour (hourly) or the complete days, today excluded (daily).
+    if windows.hourly:
+        assert windows.compared_end == windows.end
+    else:
+        assert windows.compared_end == windows.end - dt.timedelta(days=1)
+    assert windows.start - windows.previous_start == dt.timedelta(days=days)
+    assert windows.previous_end - windows.previous_start == windows.compared_end - windows.start
+    assert windows.previous_end <= windows.start
+
+
+@settings(max_examples=50)
+@given(st.integers(3, MAX_DAYS), moments)
+def test_a_steady_tenant_is_flat_at_any_hour_of_a_daily_window(days, now) -> None:
+    """Today's partial day is in the totals but not compared with a whole day."""
+    hours_today = now.hour + 1  # the aggregator has rolled up today's hours so far
+    today = now.date()
+    records = []
+    for offset in range(2 * days):
+        hours = hours_today if offset == 0 else 24
+        day = today - dt.timedelta(days=offset)
+        records += [
+            DailyUsage(day, "api_calls", Decimal(100 * hours), hours),
+            DailyUsage(day, "compute_hours", Decimal("0.5") * hours, hours),
+            DailyUsage(day, "data_transfer_gb", Decimal("0.25") * hours, hours),
+            DailyUsage(day, "storage_gb", Decimal(40), hours),
+        ]
+    body = analytics.usage_body("acme", parse_period(f"{days}d"), records, now)
+    assert body["metrics"]["api_calls"] == 100 * (24 * (days - 1) + hours_today)
+    for metric, figure in body["trends"].items():
+        assert figure["direction"] == "flat", metric
+        assert figure["change_percent"] == 0, metric
+    assert body["trends"]["api_calls"]["previous"] == 2400 * (days - 1)
 
 
 @settings(max_examples=50)

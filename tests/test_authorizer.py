@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -518,45 +519,149 @@ def test_unusable_secret_strings_are_configuration_errors(secret_string: str) ->
 
 
 class CountingSecretsClient:
+    """Secrets Manager, recording the version stage of every read."""
+
     def __init__(self, client: Any):
         self.client = client
-        self.reads = 0
+        self.reads: list[str] = []
 
     def get_secret_value(self, **request: Any) -> dict[str, Any]:
-        self.reads += 1
+        self.reads.append(request.get("VersionStage", "AWSCURRENT"))
         return self.client.get_secret_value(**request)
 
 
-def test_secret_is_read_once_and_reread_once_after_rotation() -> None:
+ROTATED = "the-rotated-secret-also-32-bytes-long"
+ROTATED_AGAIN = "rotated-twice-to-revoke-a-leaked-key!"
+
+
+class RotatingSecret:
+    """A new secret with one version (SECRET, as JSON) and a client counting its reads."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.counting = CountingSecretsClient(client)
+        self.name = f"rotating-{uuid.uuid4().hex}"
+        client.create_secret(Name=self.name, SecretString=json.dumps({"jwt_secret": SECRET}))
+
+    def rotate(self, secret_string: str) -> None:
+        """A new version becomes AWSCURRENT; the one before it becomes AWSPREVIOUS."""
+        self.client.put_secret_value(SecretId=self.name, SecretString=secret_string)
+
+    @property
+    def reads(self) -> list[str]:
+        return self.counting.reads
+
+    def keys(self, clock: Callable[[], float] = time.monotonic) -> SecretKeys:
+        return SecretKeys(self.name, lambda: self.counting, clock=clock)
+
+
+@pytest.fixture
+def rotating() -> Iterator[RotatingSecret]:
     with mock_aws():
-        client = boto3.client("secretsmanager", region_name="us-east-1")
-        client.create_secret(Name="rotating", SecretString=json.dumps({"jwt_secret": SECRET}))
-        counting = CountingSecretsClient(client)
-        clock = [1000.0]
-        keys = SecretKeys("rotating", lambda: counting, clock=lambda: clock[0])
-        subject = Authorizer(SETTINGS, keys)
+        yield RotatingSecret(boto3.client("secretsmanager", region_name="us-east-1"))
 
-        for _ in range(5):
-            assert subject.authorize(bearer(hs256()))["isAuthorized"] is True
-        assert counting.reads == 1
 
-        rotated = "the-rotated-secret-also-32-bytes-long"
-        client.put_secret_value(SecretId="rotating", SecretString=rotated)
-        new_token = bearer(hs256(key=rotated))
-        clock[0] += 60  # a fresh secret: a bad signature is just a bad token
-        assert subject.authorize(new_token) == DENIED
-        assert counting.reads == 1
+def test_keys_are_reread_after_a_rotation_and_the_previous_key_keeps_working(
+    rotating: RotatingSecret,
+) -> None:
+    clock = [1000.0]
+    subject = Authorizer(SETTINGS, rotating.keys(clock=lambda: clock[0]))
 
-        clock[0] += (
-            authorizer.SECRET_REFRESH_AFTER_SECONDS
-        )  # stale: one re-read picks up the rotation
-        assert subject.authorize(new_token)["isAuthorized"] is True
-        assert counting.reads == 2
+    for _ in range(5):
+        assert subject.authorize(bearer(hs256()))["isAuthorized"] is True
+    assert rotating.reads == ["AWSCURRENT"]
 
-        # Bad tokens right after cannot drive more reads.
+    rotating.rotate(ROTATED)
+    new_token = bearer(hs256(key=ROTATED))
+    clock[0] += 60  # a fresh secret: a bad signature is just a bad token
+    assert subject.authorize(new_token) == DENIED
+    assert rotating.reads == ["AWSCURRENT", "AWSPREVIOUS"]  # AWSPREVIOUS on first need
+
+    clock[0] += authorizer.SECRET_REFRESH_AFTER_SECONDS  # stale: a re-read finds the rotation
+    assert subject.authorize(new_token)["isAuthorized"] is True
+    assert rotating.reads == ["AWSCURRENT", "AWSPREVIOUS"] * 2
+
+    # Tokens signed before the rotation still pass (the grace), bad ones do
+    # not, and neither drives more reads.
+    for _ in range(3):
+        assert subject.authorize(bearer(hs256()))["isAuthorized"] is True
         assert subject.authorize(bearer(hs256(key="x" * 40))) == DENIED
-        assert subject.authorize(bearer(hs256()))["isAuthorized"] is False
-        assert counting.reads == 2
+    assert len(rotating.reads) == 4
+
+    # A second rotation revokes the first key.
+    rotating.rotate(ROTATED_AGAIN)
+    clock[0] += authorizer.SECRET_REFRESH_AFTER_SECONDS
+    assert subject.authorize(bearer(hs256(key=ROTATED_AGAIN)))["isAuthorized"] is True
+    assert subject.authorize(bearer(hs256(key=ROTATED)))["isAuthorized"] is True
+    assert subject.authorize(bearer(hs256())) == DENIED
+    assert len(rotating.reads) == 6
+
+
+def test_a_container_started_after_a_rotation_accepts_the_previous_key(
+    rotating: RotatingSecret,
+) -> None:
+    rotating.rotate(ROTATED)
+    subject = Authorizer(SETTINGS, rotating.keys())
+
+    signed_before = subject.authorize(bearer(hs256(claims(customer_id="globex", sub="svc"))))
+    assert signed_before == {
+        "isAuthorized": True,
+        "context": {"customer_id": "globex", "sub": "svc"},
+    }
+    assert subject.authorize(bearer(hs256(key=ROTATED)))["isAuthorized"] is True
+    for _ in range(10):
+        assert subject.authorize(bearer(hs256(key="y" * 40))) == DENIED
+    assert rotating.reads == ["AWSCURRENT", "AWSPREVIOUS"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"exp": A_BIT_AGO - 3600}, "expired"),
+        ({"aud": "another-api"}, "wrong_audience"),
+        ({"iss": "https://evil.example"}, "wrong_issuer"),
+        ({"exp": None}, "missing_claim"),
+        ({"customer_id": None}, "missing_tenant"),
+        ({"customer_id": "../globex"}, "invalid_tenant"),
+    ],
+)
+def test_the_previous_key_gets_every_other_check(
+    rotating: RotatingSecret,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict[str, Any],
+    reason: str,
+) -> None:
+    rotating.rotate(ROTATED)
+    subject = Authorizer(SETTINGS, rotating.keys())
+    caplog.set_level(logging.INFO, logger=authorizer.__name__)
+
+    assert subject.authorize(bearer(hs256(claims(**changes)))) == DENIED
+    assert decision_reasons(caplog) == [reason]
+
+
+def test_without_a_previous_version_a_bad_signature_is_denied_after_one_look(
+    rotating: RotatingSecret, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = Authorizer(SETTINGS, rotating.keys())
+    caplog.set_level(logging.INFO, logger=authorizer.__name__)
+
+    for _ in range(5):
+        assert subject.authorize(bearer(hs256(key="z" * 40))) == DENIED
+    assert subject.authorize(bearer(hs256()))["isAuthorized"] is True
+    assert rotating.reads == ["AWSCURRENT", "AWSPREVIOUS"]
+    assert decision_reasons(caplog) == ["bad_signature"] * 5 + ["ok"]
+
+
+def test_an_unusable_previous_version_does_not_stop_the_current_key(
+    rotating: RotatingSecret,
+) -> None:
+    rotating.rotate("{not json")
+    rotating.rotate(ROTATED)
+    subject = Authorizer(SETTINGS, rotating.keys())
+
+    assert subject.authorize(bearer(hs256(key="w" * 40))) == DENIED
+    assert subject.authorize(bearer(hs256(key=ROTATED)))["isAuthorized"] is True
+    assert rotating.reads == ["AWSCURRENT", "AWSPREVIOUS"]
 
 
 def test_binary_secret_is_a_configuration_error() -> None:

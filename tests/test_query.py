@@ -190,11 +190,13 @@ def seed_three_days(stack: Stack) -> None:
             daily("acme", 0, "api_calls", "500"),
             daily("acme", 0, "storage_gb", "14", samples=14),
             daily("acme", 0, "compute_hours", "1"),
-            # previous window: 2026-11-18 .. 2026-11-20
+            # previous window: 2026-11-18 .. 2026-11-20; the trends compare the
+            # complete days 11-21 and 11-22 with 11-18 and 11-19 (11-20 stands
+            # against today's partial day, which is not compared)
             daily("acme", 5, "api_calls", "1000"),
             daily("acme", 4, "api_calls", "1000"),
             daily("acme", 3, "api_calls", "1000"),
-            daily("acme", 3, "storage_gb", "8"),
+            daily("acme", 4, "storage_gb", "8"),
             daily("acme", 4, "data_transfer_gb", "2"),
             # outside both windows, and another tenant
             daily("acme", 9, "api_calls", "777777"),
@@ -217,9 +219,10 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
             "compute_hours": 7,
             "data_transfer_gb": 2,
         },
+        # complete days only: 2500 calls against 2000, a mean of 11 GiB against 8
         "trends": {
-            "api_calls": {"previous": 3000, "change_percent": 0, "direction": "flat"},
-            "storage_gb": {"previous": 8, "change_percent": 46, "direction": "up"},
+            "api_calls": {"previous": 2000, "change_percent": 25, "direction": "up"},
+            "storage_gb": {"previous": 8, "change_percent": 37.5, "direction": "up"},
             "compute_hours": {"previous": 0, "change_percent": None, "direction": "up"},
             "data_transfer_gb": {"previous": 2, "change_percent": 0, "direction": "flat"},
         },
@@ -290,7 +293,7 @@ def test_usage_for_one_day_uses_unexpired_hourly_samples(stack: Stack) -> None:
 
 
 def test_usage_period_defaults_to_30_days(stack: Stack) -> None:
-    stack.seed([daily("acme", 29, "api_calls", "10"), daily("acme", 30, "api_calls", "1")])
+    stack.seed([daily("acme", 29, "api_calls", "10"), daily("acme", 31, "api_calls", "1")])
     _, body, _ = stack.get("/analytics/usage")
     assert body["period"] == "30d"
     assert len(body["series"]) == 30
@@ -723,8 +726,9 @@ def test_a_tenant_only_ever_sees_its_own_numbers(
             assert usage["customer_id"] == tenant
             assert usage["period"] == label
             assert usage["metrics"]["api_calls"] == sum(v for o, v in calls.items() if o < 7)
+            # The trend compares the six complete days with the same days a week earlier.
             assert usage["trends"]["api_calls"]["previous"] == sum(
-                v for o, v in calls.items() if o >= 7
+                v for o, v in calls.items() if o >= 8
             )
 
             _, spend, _ = stack.get("/analytics/costs", tenant=tenant, params=params)

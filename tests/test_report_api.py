@@ -11,11 +11,13 @@ from pypdf import PdfReader
 
 from handlers import report_engine, reporter
 from handlers.shared import analytics
+from handlers.shared.env import MissingEnvironment
 from handlers.shared.http import handle
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.model import CONTENT_TYPES
-from handlers.shared.reports.service import ReportService
+from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE, ReportService
 from handlers.shared.reports.store import MULTIPART_THRESHOLD_BYTES, ReportObjects, new_record
+from tests.pulumi_program import run_program
 from tests.test_report_support import (
     BUCKET,
     NOW,
@@ -301,6 +303,153 @@ def test_large_reports_are_deferred_then_finished_by_the_engine(api, stack, cloc
     assert ready["filename"] == "securebase-acme-detailed-7d-2026-11-23.xlsx"
 
 
+def failure_metrics(capsys) -> list[int]:
+    """The ReportGenerationFailures values emitted (EMF lines on stdout) since the last call."""
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    return [m["ReportGenerationFailures"] for m in metrics if "ReportGenerationFailures" in m]
+
+
+def engine_for(stack, clock):
+    return report_engine.ReportEngine(
+        ReportService.from_env(stack.dynamodb, stack.s3, clock), None, stack.ses, SENDER
+    )
+
+
+def deliver(engine, stack):
+    """One delivery of every queued job, as the SQS event source mapping makes it."""
+    records = [
+        {"messageId": f"m-{n}", "eventSource": "aws:sqs", "body": json.dumps(job)}
+        for n, job in enumerate(stack.queued_jobs())
+    ]
+    return engine.finish_jobs(records)
+
+
+def stored_status(stack, report_id):
+    item = stack.dynamodb.get_item(
+        TableName=stack.tables["reports"],
+        Key={"customer_id": {"S": "acme"}, "report_id": {"S": report_id}},
+    )["Item"]
+    return item["status"]["S"], item.get("error", {}).get("S")
+
+
+def test_the_pending_deadline_outlasts_every_delivery_of_a_report_job():
+    # The deployed report-jobs queue: how long the engine can keep a job alive.
+    deployment = run_program("production")
+    jobs = deployment.one(
+        "aws:sqs/queue:Queue",
+        lambda r: r.inputs["name"] == "securebase-production-analytics-report-jobs",
+    ).inputs
+    deliveries = json.loads(jobs["redrivePolicy"])["maxReceiveCount"]
+    last_chance = dt.timedelta(seconds=deliveries * jobs["visibilityTimeoutSeconds"])
+    assert last_chance < PENDING_DEADLINE <= last_chance + dt.timedelta(hours=1)
+
+
+def test_a_report_the_engine_never_finishes_is_failed_after_the_deadline(api, stack, clock, capsys):
+    api.sync_budget_seconds = 0.0
+    idempotent = {"Idempotency-Key": "deadline-1"}
+    request = {"format": "pdf", "period": "7d"}
+    pending = body_of(call(api, CREATE, body=request, headers=idempotent))
+    assert pending["status"] == "pending"
+    # The engine crashes on it every time: the job ends in the dead-letter queue.
+
+    clock.tick(PENDING_DEADLINE.total_seconds() - 1)
+    assert body_of(call(api, GET, path_parameters={"id": pending["id"]}))["status"] == "pending"
+    assert stored_status(stack, pending["id"]) == ("pending", None)
+
+    clock.tick(1)
+    response = call(api, GET, path_parameters={"id": pending["id"]})
+    assert response["statusCode"] == 200
+    failed = body_of(response)
+    assert (failed["status"], failed["error"], failed["url"]) == ("failed", OVERDUE_ERROR, None)
+    assert OVERDUE_ERROR == "the report was not generated within 2 hours; request it again"
+    assert failed["completed_at"] == "2026-11-23T16:05:09Z"
+    assert stored_status(stack, pending["id"]) == ("failed", OVERDUE_ERROR)
+    assert failure_metrics(capsys) == [1]
+
+    # Recorded once: reading it again, listing it or retrying the POST changes nothing more.
+    clock.tick(60)
+    assert body_of(call(api, GET, path_parameters={"id": pending["id"]})) == failed
+    assert body_of(call(api, LIST))["reports"] == [failed]
+    retry = call(api, CREATE, body=request, headers=idempotent)
+    assert retry["statusCode"] == 500
+    assert body_of(retry)["error"] == (
+        f"report {pending['id']} could not be generated: {OVERDUE_ERROR}"
+    )
+    assert failure_metrics(capsys) == []
+
+
+def test_the_report_list_records_overdue_reports_as_failed(api, stack, clock):
+    api.sync_budget_seconds = 0.0
+    overdue = body_of(call(api, CREATE, body={"format": "csv"}))
+    clock.tick(PENDING_DEADLINE.total_seconds() - 60)
+    recent = body_of(call(api, CREATE, body={"format": "csv"}))
+    clock.tick(60)
+
+    listed = body_of(call(api, LIST))["reports"]
+
+    assert [(report["id"], report["status"]) for report in listed] == [
+        (recent["id"], "pending"),
+        (overdue["id"], "failed"),
+    ]
+    assert stored_status(stack, overdue["id"]) == ("failed", OVERDUE_ERROR)
+    assert stored_status(stack, recent["id"]) == ("pending", None)
+
+
+def test_a_report_finished_just_before_the_deadline_stays_ready(api, stack, clock, capsys):
+    api.sync_budget_seconds = 0.0
+    pending = body_of(call(api, CREATE, body={"format": "csv"}))
+    seen_pending = api.service.reports.get("acme", pending["id"])
+    clock.tick(PENDING_DEADLINE.total_seconds())
+    # The engine finishes it between the reader's GetItem and its update.
+    assert deliver(engine_for(stack, clock), stack) == {"batchItemFailures": []}
+
+    settled = api.service.settled(seen_pending)
+
+    assert settled.status == "ready"
+    assert stored_status(stack, pending["id"]) == ("ready", None)
+    assert failure_metrics(capsys) == []
+
+
+def test_a_late_delivery_still_finishes_an_overdue_report(api, stack, clock):
+    # An operator redrives the dead-letter queue after fixing the engine.
+    api.sync_budget_seconds = 0.0
+    pending = body_of(call(api, CREATE, body={"format": "json"}))
+    clock.tick(PENDING_DEADLINE.total_seconds() + 600)
+    assert body_of(call(api, GET, path_parameters={"id": pending["id"]}))["status"] == "failed"
+
+    assert deliver(engine_for(stack, clock), stack) == {"batchItemFailures": []}
+
+    ready = body_of(call(api, GET, path_parameters={"id": pending["id"]}))
+    assert (ready["status"], ready["error"]) == ("ready", None)
+    assert ready["url"]
+
+
+@pytest.mark.parametrize(("raw", "budget"), [(None, 20.0), ("2", 2.0), ("0", 0.0), ("20", 20.0)])
+def test_the_sync_budget_comes_from_the_environment(stack, clock, monkeypatch, raw, budget):
+    if raw is not None:
+        monkeypatch.setenv("REPORT_SYNC_BUDGET_SECONDS", raw)
+    api = reporter.ReporterApi.from_environment(
+        stack.dynamodb, stack.s3, lambda: stack.sqs, clock=clock
+    )
+    assert api.sync_budget_seconds == budget
+    # A one-day CSV is estimated at 0.3 s: rendered at once unless the budget is 0.
+    response = call(api, CREATE, body={"format": "csv", "period": "1d"})
+    assert response["statusCode"] == (202 if budget == 0 else 201)
+
+
+@pytest.mark.parametrize("raw", ["fast", "-1", "20.5", "nan", "inf", "2s"])
+def test_an_invalid_sync_budget_fails_loudly_naming_the_variable(stack, monkeypatch, raw):
+    monkeypatch.setenv("REPORT_SYNC_BUDGET_SECONDS", raw)
+    with pytest.raises(MissingEnvironment) as raised:
+        reporter.ReporterApi.from_environment(stack.dynamodb, stack.s3, lambda: stack.sqs)
+    assert str(raised.value) == (
+        "environment variable REPORT_SYNC_BUDGET_SECONDS must be a number of seconds"
+        f" from 0 to 20; got {raw!r}"
+    )
+
+
 def test_a_rendering_failure_is_recorded_and_counted(api, stack, monkeypatch, capsys):
     def broken(*_args):
         raise RuntimeError("disk full")
@@ -323,12 +472,7 @@ def test_a_rendering_failure_is_recorded_and_counted(api, stack, monkeypatch, ca
         "rendering the PDF file failed",
         None,
     )
-    metrics = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
-    ]
-    assert [m["ReportGenerationFailures"] for m in metrics if "ReportGenerationFailures" in m] == [
-        1
-    ]
+    assert failure_metrics(capsys) == [1]
 
 
 def test_handler_serves_the_routes_end_to_end(stack, monkeypatch):

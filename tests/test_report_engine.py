@@ -54,6 +54,32 @@ class FailingSes:
         return self.ses.send_email(**message)
 
 
+class AtomicWrites:
+    """A DynamoDB client whose writes are atomic, as DynamoDB's are.
+
+    moto checks a write's condition and then applies it in steps two threads
+    can interleave, so both could "win" a conditional claim that real
+    DynamoDB lets only one win.
+    """
+
+    WRITES = frozenset({"put_item", "update_item", "delete_item"})
+    _lock = threading.Lock()
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def atomic(**request):
+            with self._lock:
+                return attribute(**request)
+
+        return atomic
+
+
 @pytest.fixture
 def stack(monkeypatch):
     with moto_stack(monkeypatch) as moto:
@@ -235,7 +261,9 @@ def test_racing_threads_send_a_due_report_once(engine, stack):
     summaries = []
 
     def run():
-        runner = make_engine(stack, now=RUN_AT)
+        runner = report_engine.ReportEngine.from_environment(
+            AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: RUN_AT
+        )
         start.wait()
         summaries.append(runner.run_due(RUN_AT))
 

@@ -86,7 +86,8 @@ def moto_stack(monkeypatch: Any) -> Iterator[MotoStack]:
             "CORS_ALLOWED_ORIGINS": ORIGIN,
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.delenv("REPORTS_KMS_KEY_ARN", raising=False)
+        for optional in ("REPORTS_KMS_KEY_ARN", "REPORT_SYNC_BUDGET_SECONDS"):
+            monkeypatch.delenv(optional, raising=False)
         yield MotoStack(dynamodb, s3, sqs, ses, tables, queue_url)
 
 

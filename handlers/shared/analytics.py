@@ -5,17 +5,29 @@
 built from the same bodies, so a report and the API never disagree.
 
 Windows (see `handlers.shared.periods`): a period of N days ends with the
-current, partial UTC day. Windows of up to two days are served from hourly
-samples; their previous window is the same span N days earlier, cut at the
-same hour, so a partial day is compared with an equally long stretch. Longer
-windows are served from daily rollups and compare with the N whole days
-before them.
+current, partial UTC day. `metrics` and `series` cover the whole window,
+today's partial day included. Trends compare like with like: a span of the
+window against the same span one period (N days) earlier.
+
+- Windows of up to two days are served from hourly samples and compare every
+  hour up to the current one with the same hours N days earlier (cut at the
+  same hour).
+- Longer windows are served from daily rollups and compare the window's
+  complete days (the N - 1 days before today) with the same N - 1 days one
+  period earlier (7d on a Sunday: Monday to Saturday against Monday to
+  Saturday a week before). Comparing a window that ends with a partial day
+  against N whole days would make every counter look like a drop for most of
+  the day.
+
+A trend's `previous` is the figure over that earlier span, and its
+`change_percent` compares it with the same figure over the compared span of
+the window, which for daily windows is not `metrics` (that includes today).
 
 Units and rounding in the bodies: `api_calls` is a whole number of calls;
 `storage_gb` (GiB, a gauge: averaged over the window, never summed),
 `compute_hours` and `data_transfer_gb` (GiB) have 3 decimals; money is USD
 with 2 decimals; percentages and compliance scores have 1 decimal. Trends
-compare the rounded values a client sees. A tenant without data gets zeros.
+compare rounded figures. A tenant without data gets zeros.
 """
 
 from __future__ import annotations
@@ -71,12 +83,17 @@ def _round(value: Decimal, step: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class UsageWindows:
-    """The current window [start, end) and the previous one [start - N d, end - N d)."""
+    """The current window [start, end) and what its trends compare.
+
+    The trends compare [start, compared_end) with the previous window: the
+    same span one period earlier, [start - N d, compared_end - N d).
+    """
 
     period: Period
     hourly: bool  # served from hourly samples (period of at most two days)
     start: dt.datetime
     end: dt.datetime
+    compared_end: dt.datetime  # hourly: `end`; daily: the start of today (complete days)
 
     @property
     def shift(self) -> dt.timedelta:
@@ -88,7 +105,7 @@ class UsageWindows:
 
     @property
     def previous_end(self) -> dt.datetime:
-        return self.end - self.shift
+        return self.compared_end - self.shift
 
     def slots(self) -> list[dt.datetime]:
         """The series' points: every hour (hourly) or day (daily) of the current window."""
@@ -104,9 +121,11 @@ def usage_windows(period: Period, now: dt.datetime) -> UsageWindows:
     start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
     if period.days <= HOURLY_MAX_DAYS:
         end = now.replace(minute=0, second=0, microsecond=0) + _HOUR
-        return UsageWindows(period=period, hourly=True, start=start, end=end)
-    end = dt.datetime.combine(now.date() + _DAY, dt.time(), tzinfo=dt.UTC)
-    return UsageWindows(period=period, hourly=False, start=start, end=end)
+        return UsageWindows(period=period, hourly=True, start=start, end=end, compared_end=end)
+    today = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
+    return UsageWindows(
+        period=period, hourly=False, start=start, end=today + _DAY, compared_end=today
+    )
 
 
 def _slot_of(record: DailyUsage | HourlySample) -> dt.datetime:
@@ -165,8 +184,10 @@ def usage_body(
     """
     windows = usage_windows(period, now)
     current = [r for r in records if windows.start <= _slot_of(r) < windows.end]
+    compared = [r for r in current if _slot_of(r) < windows.compared_end]
     previous = [r for r in records if windows.previous_start <= _slot_of(r) < windows.previous_end]
     metrics = _aggregate(current)
+    compared_metrics = _aggregate(compared)
     previous_metrics = _aggregate(previous)
     by_slot: dict[dt.datetime, list[DailyUsage | HourlySample]] = defaultdict(list)
     for record in current:
@@ -182,7 +203,7 @@ def usage_body(
         "customer_id": tenant,
         "period": period.label,
         "metrics": metrics,
-        "trends": {key: trend(metrics[key], previous_metrics[key]) for key in metrics},
+        "trends": {key: trend(compared_metrics[key], previous_metrics[key]) for key in metrics},
         "series": series,
         "generated_at": iso_utc(now),
     }

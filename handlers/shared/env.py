@@ -34,6 +34,9 @@ CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"  # comma-separated
 CACHE_TTL_SECONDS = "CACHE_TTL_SECONDS"
 REPORT_URL_EXPIRY_SECONDS = "REPORT_URL_EXPIRY_SECONDS"
 REPORT_JOBS_QUEUE_URL = "REPORT_JOBS_QUEUE_URL"  # deferred (202) reports for the engine
+# Optional: seconds of estimated rendering the reporter does within the request
+# (0 to 20, default 20); anything longer is deferred to the report engine.
+REPORT_SYNC_BUDGET_SECONDS = "REPORT_SYNC_BUDGET_SECONDS"
 REPORT_SENDER = "REPORT_SENDER"
 
 # Aggregator

@@ -2,7 +2,8 @@
 
 A month is 30 days, so `12m` is 360 days and `13m` is rejected. A window of N
 days ends with the current (partial) UTC day and starts N-1 days before it;
-the previous window, for trends, is the N days before that.
+`previous_window` is the N days before that. How trends compare the two
+without counting today's partial day is in handlers.shared.analytics.
 """
 
 from __future__ import annotations

@@ -74,33 +74,27 @@ LAMBDA = Component(
         MetricSpec("duration_max", "Duration (max)", "Duration", "Maximum", "ms"),
     ),
 )  # fmt: skip
-# REST and HTTP APIs publish the same facts under different names and dimensions.
-REST_API = Component(
-    key="api_gateway",
-    title="API Gateway",
-    namespace="AWS/ApiGateway",
-    dimension="ApiName",
-    metrics=(
-        MetricSpec("requests", "Requests", "Count", "Sum", "count"),
-        MetricSpec("errors_4xx", "4xx errors", "4XXError", "Sum", "count"),
-        MetricSpec("errors_5xx", "5xx errors", "5XXError", "Sum", "count"),
-        MetricSpec("latency_avg", "Latency (avg)", "Latency", "Average", "ms"),
-        MetricSpec("latency_max", "Latency (max)", "Latency", "Maximum", "ms"),
-    ),
-)
-HTTP_API = Component(
-    key="api_gateway",
-    title="API Gateway",
-    namespace="AWS/ApiGateway",
-    dimension="ApiId",
-    metrics=(
-        MetricSpec("requests", "Requests", "Count", "Sum", "count"),
-        MetricSpec("errors_4xx", "4xx errors", "4xx", "Sum", "count"),
-        MetricSpec("errors_5xx", "5xx errors", "5xx", "Sum", "count"),
-        MetricSpec("latency_avg", "Latency (avg)", "Latency", "Average", "ms"),
-        MetricSpec("latency_max", "Latency (max)", "Latency", "Maximum", "ms"),
-    ),
-)
+
+
+def _api_gateway(dimension: str, client_errors: str, server_errors: str) -> Component:
+    """REST and HTTP APIs publish the same facts under different names and dimensions."""
+    return Component(
+        key="api_gateway",
+        title="API Gateway",
+        namespace="AWS/ApiGateway",
+        dimension=dimension,
+        metrics=(
+            MetricSpec("requests", "Requests", "Count", "Sum", "count"),
+            MetricSpec("errors_4xx", "4xx errors", client_errors, "Sum", "count"),
+            MetricSpec("errors_5xx", "5xx errors", server_errors, "Sum", "count"),
+            MetricSpec("latency_avg", "Latency (avg)", "Latency", "Average", "ms"),
+            MetricSpec("latency_max", "Latency (max)", "Latency", "Maximum", "ms"),
+        ),
+    )
+
+
+REST_API = _api_gateway(dimension="ApiName", client_errors="4XXError", server_errors="5XXError")
+HTTP_API = _api_gateway(dimension="ApiId", client_errors="4xx", server_errors="5xx")
 DYNAMODB = Component(
     key="dynamodb",
     title="DynamoDB",

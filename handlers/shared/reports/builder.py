@@ -25,9 +25,8 @@ from handlers.shared.metrics_layout import DailyCost, DailyUsage
 from handlers.shared.metrics_reader import MetricsReader
 from handlers.shared.periods import Period
 from handlers.shared.reports.model import (
-    COST_METRIC,
     DETAILED,
-    PLATFORM_SERVICE,
+    ZERO,
     ComplianceSummary,
     CostSummary,
     DailyTotals,
@@ -35,10 +34,9 @@ from handlers.shared.reports.model import (
     Issue,
     ReportData,
     UsageFigure,
+    day_detail_rows,
 )
 from handlers.shared.usage_metrics import USAGE_METRICS
-
-_ZERO = Decimal(0)
 
 
 def _usage_figures(body: Mapping[str, Any]) -> tuple[UsageFigure, ...]:
@@ -104,14 +102,13 @@ def report_from_records(
 
     def rows() -> Iterator[DetailRow]:
         for day in days:
-            values = usage_by_day.get(day, {})
-            for metric in USAGE_METRICS:
-                yield DetailRow(
-                    day, metric.key, PLATFORM_SERVICE, values.get(metric.key, _ZERO), metric.unit
-                )
             cost = cost_by_day.get(day)
-            for service, amount in sorted(cost.services.items()) if cost else ():
-                yield DetailRow(day, COST_METRIC, service, amount, currency)
+            yield from day_detail_rows(
+                day,
+                usage_by_day.get(day, {}),
+                sorted(cost.services.items()) if cost else (),
+                currency,
+            )
 
     detailed = report_type == DETAILED
     return ReportData(
@@ -133,9 +130,9 @@ def report_from_records(
         daily=tuple(
             DailyTotals(
                 day=day,
-                cost=cost_by_day[day].total if day in cost_by_day else _ZERO,
+                cost=cost_by_day[day].total if day in cost_by_day else ZERO,
                 usage={
-                    metric.key: usage_by_day.get(day, {}).get(metric.key, _ZERO)
+                    metric.key: usage_by_day.get(day, {}).get(metric.key, ZERO)
                     for metric in USAGE_METRICS
                 },
             )

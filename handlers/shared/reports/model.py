@@ -55,6 +55,7 @@ PLATFORM_SERVICE = "platform"
 COST_METRIC = "cost"
 
 Number = Decimal | float | int
+ZERO = Decimal(0)
 
 
 def parse_format(raw: object, parameter: str = "format") -> str:
@@ -93,12 +94,28 @@ class DetailRow(NamedTuple):
     unit: str  # calls, GB, hours, or the currency code
 
 
+def day_detail_rows(
+    day: dt.date,
+    usage: Mapping[str, Number],
+    costs: Iterable[tuple[str, Number]],
+    currency: str,
+) -> Iterator[DetailRow]:
+    """One day of a detailed report: every usage metric (0 without a value), then each cost."""
+    for metric in USAGE_METRICS:
+        yield DetailRow(day, metric.key, PLATFORM_SERVICE, usage.get(metric.key, ZERO), metric.unit)
+    for service, amount in costs:
+        yield DetailRow(day, COST_METRIC, service, amount, currency)
+
+
 @dataclass(frozen=True)
 class UsageFigure:
     metric: str
     unit: str
     total: Number  # counters: the window's sum; storage (a gauge): its average
-    previous: Number  # the same figure for the previous window
+    # The API's trend (handlers.shared.analytics): the figure over the compared
+    # span one period earlier, and the change to it over the window's compared
+    # span (daily windows leave today's partial day out of both).
+    previous: Number
     change_percent: Number | None  # None when the previous figure is zero
 
 

@@ -25,6 +25,7 @@ from handlers.shared.reports.model import CSV, JSON, PDF, XLSX, ReportData
 from handlers.shared.reports.render import render
 from handlers.shared.reports.store import (
     FAILED,
+    PENDING,
     READY,
     ReportObjects,
     ReportRecord,
@@ -41,6 +42,22 @@ logger = logging.getLogger(__name__)
 # whether a report fits the API's time budget.
 ROWS_PER_SECOND = {CSV: 50_000, JSON: 50_000, XLSX: 3_000, PDF: 2_000}
 FIXED_SECONDS = {CSV: 0.3, JSON: 0.3, XLSX: 1.5, PDF: 2.0}
+
+# How long a report may stay pending before the read path records it failed.
+# The report engine finishes deferred reports from the report-jobs queue
+# (components/api.py), which delivers a message at most 3 times
+# (maxReceiveCount) and hides it for 1,800 s after each delivery (visibility
+# timeout: 6 x the engine's 300 s timeout). So 3 x 1,800 s = 1.5 hours after a
+# report was queued the engine has finished it, recorded its failure, or
+# given up on it (crashed or timed out 3 times) and the message sits in the
+# dead-letter queue, where the DLQ alarm tells operators. The extra half hour
+# is margin for a backlog in the queue. Scheduled reports are generated
+# within one engine invocation, far inside it.
+PENDING_DEADLINE = dt.timedelta(hours=2)
+OVERDUE_ERROR = (
+    f"the report was not generated within {PENDING_DEADLINE.total_seconds() / 3600:g} hours;"
+    " request it again"
+)
 
 
 def estimated_render_seconds(data: ReportData, fmt: str) -> float:
@@ -163,6 +180,31 @@ class ReportService:
         except Exception:
             logger.exception("could not record the failure", extra={"report_id": record.report_id})
             return replace(record, status=FAILED, error=message)
+
+    def settled(self, record: ReportRecord) -> ReportRecord:
+        """The report as the tenant should see it: pending past the deadline is failed.
+
+        The failure is recorded with a conditional update (only while still
+        pending), so a report the engine finishes meanwhile stays ready; a
+        late delivery of its job (an operator redriving the dead-letter queue)
+        still generates it and turns it ready.
+        """
+        now = self.clock()
+        if record.status != PENDING or now - parse_utc(record.created_at) < PENDING_DEADLINE:
+            return record
+        failed = self.reports.fail_pending(record, OVERDUE_ERROR, now)
+        if failed is None:
+            return self.reports.get(record.customer_id, record.report_id) or record
+        emit_metric(REPORT_FAILURES, 1)
+        logger.warning(
+            "pending report overdue; recorded as failed",
+            extra={
+                "customer_id": record.customer_id,
+                "report_id": record.report_id,
+                "created_at": record.created_at,
+            },
+        )
+        return failed
 
     def download_url(self, record: ReportRecord) -> tuple[str | None, str | None]:
         if record.status != READY:

@@ -173,6 +173,14 @@ def page_size(raw: str | None) -> int:
     return int(raw)
 
 
+def _failed(record: ReportRecord, error: str, now: dt.datetime) -> ReportRecord:
+    return replace(record, status=FAILED, error=error[:MAX_ERROR_LENGTH], completed_at=iso_utc(now))
+
+
+def _failure_updates(failed: ReportRecord) -> dict[str, Any]:
+    return {"status": FAILED, "error": failed.error, "completed_at": failed.completed_at}
+
+
 class ReportsTable:
     def __init__(self, client: Any, table_name: str):
         self.client = client
@@ -221,20 +229,30 @@ class ReportsTable:
         return records, _encode_cursor(last_key) if last_key else None
 
     def _finish(
-        self, record: ReportRecord, updates: Mapping[str, Any], remove: tuple[str, ...] = ()
+        self,
+        record: ReportRecord,
+        updates: Mapping[str, Any],
+        remove: tuple[str, ...] = (),
+        expected_status: str | None = None,
     ) -> None:
+        """Updates an existing report (and only in `expected_status`, when given)."""
         expression = "SET " + ", ".join(f"#{name} = :{name}" for name in updates)
         if remove:
             expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+        names = {f"#{name}": name for name in (*updates, *remove)}
+        values = {f":{name}": value for name, value in updates.items()}
+        condition = "attribute_exists(report_id)"
+        if expected_status is not None:
+            condition = "#status = :expected_status"
+            names["#status"] = "status"
+            values[":expected_status"] = expected_status
         self.client.update_item(
             TableName=self.table_name,
             Key=serialize({"customer_id": record.customer_id, "report_id": record.report_id}),
             UpdateExpression=expression,
-            ConditionExpression="attribute_exists(report_id)",
-            ExpressionAttributeNames={f"#{name}": name for name in (*updates, *remove)},
-            ExpressionAttributeValues=serialize(
-                {f":{name}": value for name, value in updates.items()}
-            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
         )
 
     def mark_ready(
@@ -261,13 +279,19 @@ class ReportsTable:
         return ready
 
     def mark_failed(self, record: ReportRecord, error: str, now: dt.datetime) -> ReportRecord:
-        failed = replace(
-            record, status=FAILED, error=error[:MAX_ERROR_LENGTH], completed_at=iso_utc(now)
-        )
-        self._finish(
-            record,
-            {"status": FAILED, "error": failed.error, "completed_at": failed.completed_at},
-        )
+        failed = _failed(record, error, now)
+        self._finish(record, _failure_updates(failed))
+        return failed
+
+    def fail_pending(
+        self, record: ReportRecord, error: str, now: dt.datetime
+    ) -> ReportRecord | None:
+        """Marks the report failed if it is still pending; None when it no longer is."""
+        failed = _failed(record, error, now)
+        try:
+            self._finish(record, _failure_updates(failed), expected_status=PENDING)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None  # finished (or failed) meanwhile
         return failed
 
 

@@ -16,7 +16,6 @@ from handlers.shared.cost_categories import CATEGORIES, category_of
 from handlers.shared.reports.model import (
     COST_METRIC,
     DETAILED,
-    PLATFORM_SERVICE,
     ComplianceSummary,
     CostSummary,
     DailyTotals,
@@ -24,6 +23,7 @@ from handlers.shared.reports.model import (
     Issue,
     ReportData,
     UsageFigure,
+    day_detail_rows,
 )
 from handlers.shared.usage_metrics import USAGE_METRICS
 
@@ -72,13 +72,9 @@ def synthetic_report(
 
     def day_rows(day_index: int) -> Iterator[DetailRow]:
         rng = random.Random(seed * 1_000_003 + day_index)
-        day = first_day + dt.timedelta(days=day_index)
-        for metric in USAGE_METRICS:
-            yield DetailRow(
-                day, metric.key, PLATFORM_SERVICE, _usage_value(rng, metric.key), metric.unit
-            )
-        for name in names:
-            yield DetailRow(day, COST_METRIC, name, _cost(rng), "USD")
+        usage = {metric.key: _usage_value(rng, metric.key) for metric in USAGE_METRICS}
+        costs = [(name, _cost(rng)) for name in names]
+        return day_detail_rows(first_day + dt.timedelta(days=day_index), usage, costs, "USD")
 
     def rows() -> Iterator[DetailRow]:
         for day_index in range(days):
