@@ -10,7 +10,7 @@ UV := python3 -m uv
 CUSTOMER ?= acme
 PORT ?= 8080
 
-.PHONY: help venv test lint format run token bench
+.PHONY: help venv policy-venv policy-requirements test lint format run token bench
 
 help:
 	@echo "make run                  the whole API locally on http://127.0.0.1:\$$PORT (default 8080)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test                 lint (ruff) and run the whole test suite (pytest)"
 	@echo "make bench                measure the service; writes bench/results/latest.json"
 	@echo "make venv                 build .venv from uv.lock (pinned, exact versions)"
+	@echo "make policy-venv          build policies/venv, where pulumi runs the policy pack"
 	@echo "make format               apply ruff's formatting and safe fixes"
 
 # The venv is rebuilt only when the lock or the project file changes. Its
@@ -29,6 +30,23 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@touch $@
 
 venv: $(VENV)/.synced
+
+# The policy pack's own environment, where the Pulumi CLI runs it
+# (PulumiPolicy.yaml: virtualenv venv); built explicitly so CI never depends
+# on the CLI creating it.
+policies/venv/.synced: policies/requirements.txt | $(VENV)/.synced
+	@$(UV) venv --seed --quiet --python 3.11 policies/venv >&2
+	@$(UV) pip install --quiet --require-hashes --python policies/venv/bin/python -r policies/requirements.txt >&2
+	@touch $@
+
+policy-venv: policies/venv/.synced
+
+# Re-pins policies/requirements.txt (with hashes) to the versions in uv.lock.
+policy-requirements: venv
+	@mkdir -p .build
+	@$(UV) export --frozen --no-hashes --no-emit-project --no-header -q > .build/lock-constraints.txt
+	$(UV) pip compile policies/requirements.in --python-version 3.11 --constraint .build/lock-constraints.txt \
+		--generate-hashes --no-header -q -o policies/requirements.txt
 
 lint: venv
 	$(VENV)/bin/ruff check .

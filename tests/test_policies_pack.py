@@ -83,15 +83,23 @@ def test_the_pack_is_a_python_pack_with_its_own_pinned_environment():
         "options": {"toolchain": "pip", "virtualenv": "venv"},
     }
     lock = (ROOT / "uv.lock").read_text()
-    pins = [
+    wanted = [
         line
-        for line in (PACK / "requirements.txt").read_text().splitlines()
+        for line in (PACK / "requirements.in").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert sorted(pins) == ["pulumi-policy==1.21.0", "pulumi==3.272.0"]
-    for pin in pins:
-        name, version = pin.split("==")
-        assert f'name = "{name}"\nversion = "{version}"' in lock
+    assert sorted(wanted) == ["pulumi-policy==1.21.0", "pulumi==3.272.0"]
+    # requirements.txt: every distribution pinned with hashes, at uv.lock's version.
+    compiled = (PACK / "requirements.txt").read_text()
+    pins = re.findall(r"^([a-z0-9_.-]+)==(\S+) \\$", compiled, flags=re.MULTILINE)
+    assert set(wanted) <= {f"{name}=={version}" for name, version in pins}
+    for name, version in pins:
+        assert f'name = "{name}"\nversion = "{version}"' in lock, name
+        assert re.search(
+            rf"^{re.escape(name)}=={re.escape(version)} \\\n +--hash=sha256:[0-9a-f]{{64}}",
+            compiled,
+            flags=re.MULTILINE,
+        ), name
 
 
 def test_main_only_constructs_the_pack():

@@ -194,6 +194,19 @@ def test_the_pulumi_cli_matches_the_locked_sdk(path: Path) -> None:
             assert step["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
 
 
+@pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
+def test_the_policy_packs_environment_is_built_before_pulumi_runs_it(path: Path) -> None:
+    """The CLI runs the pack from policies/venv; nothing may rely on the CLI creating it."""
+    for job in load(path)["jobs"].values():
+        runs = [step.get("run", "") for step in steps(job)]
+        uses = [step.get("uses", "") for step in steps(job)]
+        if not any(step.get("with", {}).get("policyPacks") for step in steps(job)):
+            continue
+        built = next(i for i, run in enumerate(runs) if "make venv policy-venv" in run)
+        pulumi = next(i for i, action in enumerate(uses) if action.startswith("pulumi/actions@"))
+        assert built < pulumi
+
+
 def test_pull_requests_run_make_test_then_preview_both_stacks_with_the_policy_pack() -> None:
     workflow = load(PULL_REQUEST)
     test_job, preview = workflow["jobs"]["test"], workflow["jobs"]["preview"]
