@@ -190,9 +190,8 @@ def seed_three_days(stack: Stack) -> None:
             daily("acme", 0, "api_calls", "500"),
             daily("acme", 0, "storage_gb", "14", samples=14),
             daily("acme", 0, "compute_hours", "1"),
-            # previous window: 2026-11-18 .. 2026-11-20; the trends compare the
-            # complete days 11-21 and 11-22 with 11-18 and 11-19 (11-20 stands
-            # against today's partial day, which is not compared)
+            # previous window: 2026-11-18 .. 2026-11-20, cut at the same time of
+            # day: 11-20 counts for the 14 hours today has had so far
             daily("acme", 5, "api_calls", "1000"),
             daily("acme", 4, "api_calls", "1000"),
             daily("acme", 3, "api_calls", "1000"),
@@ -219,10 +218,10 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
             "compute_hours": 7,
             "data_transfer_gb": 2,
         },
-        # complete days only: 2500 calls against 2000, a mean of 11 GiB against 8
+        # 3000 calls against 1000 + 1000 + 1000 x 14/24; storage is a level, not prorated
         "trends": {
-            "api_calls": {"previous": 2000, "change_percent": 25, "direction": "up"},
-            "storage_gb": {"previous": 8, "change_percent": 37.5, "direction": "up"},
+            "api_calls": {"previous": 2583, "change_percent": 16.1, "direction": "up"},
+            "storage_gb": {"previous": 8, "change_percent": 46, "direction": "up"},
             "compute_hours": {"previous": 0, "change_percent": None, "direction": "up"},
             "data_transfer_gb": {"previous": 2, "change_percent": 0, "direction": "flat"},
         },
@@ -599,7 +598,8 @@ def test_a_year_of_usage_is_one_query_cold_and_one_read_warm(stack: Stack) -> No
     assert stack.requests.take() == ["GetItem", "Query", "PutItem"]
     assert len(cold["series"]) == 365
     assert cold["metrics"]["api_calls"] == 45061728  # 365 x 123456.789, rounded
-    assert cold["trends"]["api_calls"]["direction"] == "flat"
+    # Every seeded day is whole, today included; the previous year is cut at 14:20.
+    assert cold["trends"]["api_calls"]["previous"] == 45010288  # (364 + 14/24) x 123456.789
 
     status, warm, _ = stack.get(
         "/analytics/usage", tenant=LONGEST_TENANT, params={"period": "365d"}
@@ -726,9 +726,12 @@ def test_a_tenant_only_ever_sees_its_own_numbers(
             assert usage["customer_id"] == tenant
             assert usage["period"] == label
             assert usage["metrics"]["api_calls"] == sum(v for o, v in calls.items() if o < 7)
-            # The trend compares the six complete days with the same days a week earlier.
-            assert usage["trends"]["api_calls"]["previous"] == sum(
-                v for o, v in calls.items() if o >= 8
+            # The previous week is cut at 14:20 too: day 7 counts for 14/24 of its calls.
+            previous = (
+                sum(v for o, v in calls.items() if o >= 8) + Decimal(calls.get(7, 0)) * 14 / 24
+            )
+            assert usage["trends"]["api_calls"]["previous"] == previous.quantize(
+                Decimal(1), "ROUND_HALF_UP"
             )
 
             _, spend, _ = stack.get("/analytics/costs", tenant=tenant, params=params)

@@ -108,8 +108,9 @@ def test_create_renders_uploads_and_answers_201(api, stack, requested, fmt):
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
         assert ["cost", "total", total, "USD", ""] in rows
-        # 30 days of 1000 + offset calls against 30 days of 1030 + offset: -2.9%.
-        assert ["usage", "api_calls", "30435", "calls", "-2.9"] in rows
+        # 30435 calls against the previous 30 days cut at 14:05: days 31-59 whole
+        # (30305) plus 14/24 of day 30's 1030 calls, 30906 in all: -1.5%.
+        assert ["usage", "api_calls", "30435", "calls", "-1.5"] in rows
     elif fmt == "json":
         document = json.loads(content)
         assert (document["customer_id"], document["period"]) == ("acme", "30d")

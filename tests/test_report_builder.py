@@ -72,11 +72,11 @@ def test_headline_figures_are_the_analytics_bodies():
 
     assert {figure.metric: figure.total for figure in data.usage} == usage["metrics"]
     api_calls = next(figure for figure in data.usage if figure.metric == "api_calls")
-    # Today's partial 100 calls are in the total but not in the trend: 40 against 7.
+    # 140 calls against the previous window's 7 (its last day, day 3, had none).
     assert (api_calls.total, api_calls.previous, api_calls.change_percent) == (
         Decimal(140),
         Decimal(7),
-        Decimal("471.4"),
+        Decimal("1900.0"),
     )
     assert data.costs.total == costs["total"] == Decimal("3.21")
     assert data.costs.by_service == costs["breakdown"]

@@ -6,22 +6,18 @@ built from the same bodies, so a report and the API never disagree.
 
 Windows (see `handlers.shared.periods`): a period of N days ends with the
 current, partial UTC day. `metrics` and `series` cover the whole window,
-today's partial day included. Trends compare like with like: a span of the
-window against the same span one period (N days) earlier.
+today's partial day included. A trend compares `metrics` with `previous`, the
+same figure over the previous window: the same span one period (N days)
+earlier, cut at the same time of day, so the two are directly comparable.
 
-- Windows of up to two days are served from hourly samples and compare every
-  hour up to the current one with the same hours N days earlier (cut at the
-  same hour).
-- Longer windows are served from daily rollups and compare the window's
-  complete days (the N - 1 days before today) with the same N - 1 days one
-  period earlier (7d on a Sunday: Monday to Saturday against Monday to
-  Saturday a week before). Comparing a window that ends with a partial day
-  against N whole days would make every counter look like a drop for most of
-  the day.
-
-A trend's `previous` is the figure over that earlier span, and its
-`change_percent` compares it with the same figure over the compared span of
-the window, which for daily windows is not `metrics` (that includes today).
+- Windows of up to two days are served from hourly samples: the previous
+  window holds exactly the same hours N days earlier.
+- Longer windows are served from daily rollups, which cannot be cut inside a
+  day: the previous window's last day counts for the share of today already
+  aggregated (16 of 24 hours at 16:20 UTC), prorated evenly for counters.
+  Gauges are levels, not amounts, and need no proration. Comparing a window
+  that ends with a partial day against N whole days would instead make every
+  counter look like a drop for most of the day.
 
 Units and rounding in the bodies: `api_calls` is a whole number of calls;
 `storage_gb` (GiB, a gauge: averaged over the window, never summed),
@@ -35,7 +31,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -83,17 +79,22 @@ def _round(value: Decimal, step: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class UsageWindows:
-    """The current window [start, end) and what its trends compare.
+    """The current window [start, end) and the previous one, one period earlier.
 
-    The trends compare [start, compared_end) with the previous window: the
-    same span one period earlier, [start - N d, compared_end - N d).
+    The current window ends with the current hour (hourly) or today (daily);
+    `last_slot_share` is how much of the previous window's last slot counts:
+    1 for hourly windows, today's share of aggregated hours for daily ones.
     """
 
     period: Period
     hourly: bool  # served from hourly samples (period of at most two days)
     start: dt.datetime
     end: dt.datetime
-    compared_end: dt.datetime  # hourly: `end`; daily: the start of today (complete days)
+    last_slot_share: Decimal
+
+    @property
+    def step(self) -> dt.timedelta:
+        return _HOUR if self.hourly else _DAY
 
     @property
     def shift(self) -> dt.timedelta:
@@ -105,13 +106,16 @@ class UsageWindows:
 
     @property
     def previous_end(self) -> dt.datetime:
-        return self.compared_end - self.shift
+        return self.end - self.shift
 
     def slots(self) -> list[dt.datetime]:
         """The series' points: every hour (hourly) or day (daily) of the current window."""
-        step = _HOUR if self.hourly else _DAY
-        count = (self.end - self.start) // step
-        return [self.start + step * index for index in range(count)]
+        count = (self.end - self.start) // self.step
+        return [self.start + self.step * index for index in range(count)]
+
+    def previous_share(self, slot: dt.datetime) -> Decimal:
+        """How much of a previous-window slot's counters the comparison counts."""
+        return self.last_slot_share if slot == self.previous_end - self.step else Decimal(1)
 
 
 def usage_windows(period: Period, now: dt.datetime) -> UsageWindows:
@@ -121,11 +125,11 @@ def usage_windows(period: Period, now: dt.datetime) -> UsageWindows:
     start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
     if period.days <= HOURLY_MAX_DAYS:
         end = now.replace(minute=0, second=0, microsecond=0) + _HOUR
-        return UsageWindows(period=period, hourly=True, start=start, end=end, compared_end=end)
+        return UsageWindows(period, hourly=True, start=start, end=end, last_slot_share=Decimal(1))
     today = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
-    return UsageWindows(
-        period=period, hourly=False, start=start, end=today + _DAY, compared_end=today
-    )
+    # The aggregator has processed today's complete hours: 16 of them at 16:20.
+    share = Decimal(now.hour) / 24
+    return UsageWindows(period, hourly=False, start=start, end=today + _DAY, last_slot_share=share)
 
 
 def _slot_of(record: DailyUsage | HourlySample) -> dt.datetime:
@@ -140,14 +144,19 @@ def _weight(record: DailyUsage | HourlySample) -> int:
     return max(record.samples, 1) if isinstance(record, DailyUsage) else 1
 
 
-def _aggregate(records: Iterable[DailyUsage | HourlySample]) -> dict[str, Decimal]:
-    """Counters summed, gauges averaged; metrics without records are zero."""
+def _aggregate(
+    records: Iterable[DailyUsage | HourlySample],
+    counter_share: Callable[[dt.datetime], Decimal] | None = None,
+) -> dict[str, Decimal]:
+    """Counters summed (each record times `counter_share` of its slot, if given),
+    gauges averaged; metrics without records are zero."""
     totals: dict[str, Decimal] = defaultdict(Decimal)
     weights: dict[str, int] = defaultdict(int)
     for record in records:
         kind = _KIND.get(record.metric)
         if kind == "counter":
-            totals[record.metric] += record.value
+            share = counter_share(_slot_of(record)) if counter_share else 1
+            totals[record.metric] += record.value * share
         elif kind == "gauge":
             totals[record.metric] += record.value * _weight(record)
             weights[record.metric] += _weight(record)
@@ -184,11 +193,9 @@ def usage_body(
     """
     windows = usage_windows(period, now)
     current = [r for r in records if windows.start <= _slot_of(r) < windows.end]
-    compared = [r for r in current if _slot_of(r) < windows.compared_end]
     previous = [r for r in records if windows.previous_start <= _slot_of(r) < windows.previous_end]
     metrics = _aggregate(current)
-    compared_metrics = _aggregate(compared)
-    previous_metrics = _aggregate(previous)
+    previous_metrics = _aggregate(previous, windows.previous_share)
     by_slot: dict[dt.datetime, list[DailyUsage | HourlySample]] = defaultdict(list)
     for record in current:
         by_slot[_slot_of(record)].append(record)
@@ -203,7 +210,7 @@ def usage_body(
         "customer_id": tenant,
         "period": period.label,
         "metrics": metrics,
-        "trends": {key: trend(compared_metrics[key], previous_metrics[key]) for key in metrics},
+        "trends": {key: trend(metrics[key], previous_metrics[key]) for key in metrics},
         "series": series,
         "generated_at": iso_utc(now),
     }
