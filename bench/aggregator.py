@@ -28,7 +28,7 @@ import boto3
 import requests
 from moto import mock_aws
 
-from bench.aws import REGION, counting_requests, use_offline_environment
+from bench.aws import REGION, use_offline_environment
 from bench.progress import Progress, say
 from handlers import aggregator
 from handlers.shared.aggregation import compliance, costs
@@ -42,6 +42,7 @@ from handlers.shared.aggregation.cloudwatch_queries import (
 from handlers.shared.aggregation.hours import HOUR, floor_hour
 from handlers.shared.dynamo import BATCH_WRITE_LIMIT, batch_write
 from handlers.shared.tables import METRICS, create_table_request
+from handlers.shared.telemetry import counting_requests
 from handlers.shared.usage_metrics import GIB, USAGE_METRICS
 
 TENANTS = 1000

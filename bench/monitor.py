@@ -14,13 +14,14 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from bench.aws import REGION, counting_requests, use_offline_environment
+from bench.aws import REGION, use_offline_environment
 from bench.progress import Progress, say
 from components.phase2_monitor import monitor_config
 from components.settings import parse_settings
 from handlers import phase2_monitor
 from handlers.shared.monitoring.config import MonitorConfig, parse_config
 from handlers.shared.monitoring.queries import build_queries
+from handlers.shared.telemetry import counting_requests
 from tests.pulumi_program import stack_config
 
 STACK = "production"

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from bench.aws import REGION, counting_requests, use_offline_environment
+from bench.aws import REGION, use_offline_environment
 from bench.progress import Progress, say
 from handlers.query import USAGE_PATH, QueryApi
 from handlers.shared import metrics_layout as layout
@@ -25,6 +25,7 @@ from handlers.shared.http import handle
 from handlers.shared.metrics_reader import MetricsReader
 from handlers.shared.query_cache import QueryCache
 from handlers.shared.tables import METRICS, REPORT_CACHE, create_table_request
+from handlers.shared.telemetry import counting_requests
 from handlers.shared.usage_metrics import USAGE_METRICS
 
 NOW = dt.datetime(2026, 11, 23, 14, 20, 5, tzinfo=dt.UTC)

@@ -20,13 +20,11 @@ exactly the same items.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -181,25 +179,6 @@ def default_clients() -> Clients:
         # The region the function runs in is the Security Hub aggregation region.
         securityhub=boto3.client("securityhub", config=_CLIENT_CONFIG),
     )
-
-
-@contextlib.contextmanager
-def counting_requests(clients: Iterable[Any]) -> Iterator[Counter[str]]:
-    """Counts every HTTP request (retries included) per "service.Operation" while open."""
-    requests: Counter[str] = Counter()
-
-    def count(event_name: str, **_: Any) -> None:
-        requests[event_name.removeprefix("before-send.")] += 1
-
-    handler_id = f"aggregator-requests-{id(requests)}"
-    unique = list({id(client): client for client in clients}.values())
-    for client in unique:
-        client.meta.events.register("before-send", count, unique_id=handler_id)
-    try:
-        yield requests
-    finally:
-        for client in unique:
-            client.meta.events.unregister("before-send", unique_id=handler_id)
 
 
 def _pages(
@@ -538,7 +517,7 @@ def run(
         backfill = (_utc(backfill[0]), _utc(backfill[1]))
         if backfill[0] >= backfill[1]:
             raise ValueError("backfill start must be before its end")
-    with counting_requests(clients.each()) as requests:
+    with telemetry.counting_requests(clients.each()) as requests:
         try:
             summary = _Run(settings, clients, now).execute(backfill)
         except AggregationFailed as error:

@@ -234,6 +234,9 @@ def handler(event: dict, context: Any, clients: AwsClients | None = None) -> dic
 
 def main(argv: Sequence[str] | None = None, clients: AwsClients | None = None) -> int:
     """The CI command: prints the report; stores and publishes only when asked."""
+    # stdout carries only the report (CI appends it to the job summary); the
+    # log is quiet unless LOG_LEVEL asks for more.
+    telemetry.configure_logging(stream="stderr", default_level="WARNING")
     parser = _parser()
     try:
         args = parser.parse_args(argv)

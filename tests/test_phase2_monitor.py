@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from handlers import phase2_monitor
+from handlers.shared import telemetry
 from handlers.shared.monitoring.config import ConfigError, parse_config
 from tests.test_phase2_monitor_config import PRODUCTION
 
@@ -296,6 +297,21 @@ def config_file(tmp_path):
     path = tmp_path / "monitor.json"
     path.write_text(json.dumps(PRODUCTION))
     return path
+
+
+def test_the_commands_stdout_is_only_the_report_even_after_lambda_logging(aws, config_file, capsys):
+    """CI appends stdout to the job summary: no log line may end up in it."""
+    telemetry.configure_logging()  # what importing any Lambda handler does
+    aws.lambda_traffic(AUTH, invocations=1000, errors=60)
+
+    phase2_monitor.main(
+        ["--config", str(config_file), "--format", "markdown"], clients=aws.clients()
+    )
+
+    out, _ = capsys.readouterr()
+    assert out.startswith("# Phase 2 monitoring report: production\n")
+    assert '"level"' not in out
+    telemetry.configure_logging()
 
 
 def test_the_command_prints_markdown_and_fails_on_violations_when_asked(aws, config_file, capsys):

@@ -1,19 +1,23 @@
-"""Structured JSON logs and CloudWatch Embedded Metric Format, without dependencies.
+"""Structured JSON logs, CloudWatch Embedded Metric Format and request counts, without dependencies.
 
 A log line is one JSON object (level, message, logger and any `extra=` fields),
 which CloudWatch Logs Insights queries directly. `emit_metric` prints an EMF
 document: CloudWatch turns it into a metric with no PutMetricData call and no
-extra IAM permission. Keeping this to the standard library keeps cold starts
-at the cost of importing boto3 and nothing more.
+extra IAM permission. `counting_requests` counts what boto3 clients send
+through their own event hooks. Keeping this to the standard library keeps cold
+starts at the cost of importing boto3 and nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
 
 from handlers.shared import env
 
@@ -43,18 +47,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging() -> None:
-    """Idempotent: Lambda reuses the process, tests call it many times."""
+class _StandardStreamHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` (or `sys.stderr`) is when a record is emitted.
+
+    A plain StreamHandler keeps the stream object it was created with; anything
+    that swaps sys.stdout afterwards (a test runner's capture, a redirect)
+    would leave it writing to a closed stream.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        super().__init__(getattr(sys, target))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return getattr(sys, self.target)
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging(
+    stream: Literal["stdout", "stderr"] = "stdout", default_level: str = "INFO"
+) -> None:
+    """JSON logs to stdout (Lambda ships it to CloudWatch) or stderr (commands, whose
+    stdout is their output), at LOG_LEVEL or `default_level`. Idempotent: Lambda
+    reuses the process, tests call it often."""
     root = logging.getLogger()
-    level = (env.optional(env.LOG_LEVEL, "INFO") or "INFO").upper()
+    level = (env.optional(env.LOG_LEVEL, default_level) or default_level).upper()
     root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        # Lambda's runtime installs its own handler; replace its format, keep one stream.
+    ours = next((h for h in root.handlers if isinstance(h, _StandardStreamHandler)), None)
+    if ours is None:
+        # Lambda's runtime installs its own handler; replace it, keep one stream.
         for handler in list(root.handlers):
             root.removeHandler(handler)
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
+        ours = _StandardStreamHandler(stream)
+        ours.setFormatter(JsonFormatter())
+        root.addHandler(ours)
+    ours.target = stream
     # botocore at DEBUG would log request bodies, which may hold tokens.
     logging.getLogger("botocore").setLevel(max(logging.INFO, root.level))
 
@@ -89,3 +120,27 @@ def emit_metric(
     """Writes one EMF line to stdout, where the Lambda log agent picks it up."""
     sys.stdout.write(json.dumps(emf_document(name, value, unit, dimensions)) + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def counting_requests(clients: Iterable[Any]) -> Iterator[Counter[str]]:
+    """Every HTTP request the clients send while open, retries included, by "service.Operation".
+
+    A `before-send` hook fires once per request put on the wire, so the
+    counts are exact: nothing is sampled or inferred from a run's own report.
+    The aggregator reports its runs' counts with it; the bench measures with it.
+    """
+    sent: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        sent[event_name.removeprefix("before-send.")] += 1
+
+    hook_id = f"counting-requests-{id(sent)}"
+    unique = list({id(client): client for client in clients}.values())
+    for client in unique:
+        client.meta.events.register("before-send", count, unique_id=hook_id)
+    try:
+        yield sent
+    finally:
+        for client in unique:
+            client.meta.events.unregister("before-send", unique_id=hook_id)

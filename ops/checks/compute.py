@@ -18,10 +18,7 @@ LAMBDA_SERVICE = "lambda.amazonaws.com"
 def function_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> list[Check]:
     checks = []
     for spec in expect.functions:
-
-        def name(spec: FunctionSpec = spec) -> str:
-            return outputs.entry("function_names", spec.key)
-
+        name = partial(outputs.entry, "function_names", spec.key)
         label = f"function {spec.key}"
         checks += [
             Check("function", f"{label}: active", partial(_active, aws, name)),

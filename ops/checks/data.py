@@ -18,10 +18,7 @@ from ops.checks.outputs import StackOutputs
 def table_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> list[Check]:
     checks = []
     for spec in expect.tables:
-
-        def name(spec: TableSpec = spec) -> str:
-            return outputs.entry("table_names", spec.name)
-
+        name = partial(outputs.entry, "table_names", spec.name)
         label = f"table {spec.name}"
         checks += [
             Check("table", f"{label}: active, on-demand", partial(_active, aws, name)),
@@ -159,10 +156,7 @@ def bucket_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> 
         return outputs.text("access_log_bucket")
 
     for bucket in expected_buckets(expect):
-
-        def name(output_key: str = bucket.output) -> str:
-            return outputs.text(output_key)
-
+        name = partial(outputs.text, bucket.output)
         prefix = f"bucket {bucket.label}"
         if bucket.receives_access_logs:
             encryption = Check("bucket", f"{prefix}: SSE-S3 encryption", partial(_sse_s3, s3, name))

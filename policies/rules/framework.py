@@ -134,31 +134,30 @@ class Resource:
 
     @classmethod
     def from_validation_args(cls, args: ResourceValidationArgs) -> Resource:
-        return cls(
-            type=args.resource_type,
-            name=args.name,
-            urn=args.urn,
-            props=plain(args.props),
-            protect=bool(args.opts.protect),
-            provider_props=plain(args.provider.props) if args.provider is not None else None,
-        )
+        return cls._of(args)
 
     @classmethod
     def from_policy_resource(cls, resource: PolicyResource) -> Resource:
-        return cls(
-            type=resource.resource_type,
-            name=resource.name,
-            urn=resource.urn,
-            props=plain(resource.props),
-            protect=bool(resource.opts.protect),
-            provider_props=plain(resource.provider.props)
-            if resource.provider is not None
-            else None,
+        return cls._of(
+            resource,
             dependencies=tuple(dependency.urn for dependency in resource.dependencies),
             property_dependencies={
                 prop: tuple(dependency.urn for dependency in dependencies)
                 for prop, dependencies in resource.property_dependencies.items()
             },
+        )
+
+    @classmethod
+    def _of(cls, source: ResourceValidationArgs | PolicyResource, **relations: Any) -> Resource:
+        """What the engine tells about a resource in both forms it hands one over."""
+        return cls(
+            type=source.resource_type,
+            name=source.name,
+            urn=source.urn,
+            props=plain(source.props),
+            protect=bool(source.opts.protect),
+            provider_props=plain(source.provider.props) if source.provider is not None else None,
+            **relations,
         )
 
 
@@ -233,8 +232,14 @@ def _config_schema(settings: Sequence[Setting]) -> PolicyConfigSchema | None:
     )
 
 
-class ResourceRule(ResourceValidationPolicy):
-    """A policy that checks each resource of `resource_types` on its own."""
+class _Rule:
+    """What both kinds of rule share: a check, its settings, and the engine policy they make.
+
+    Listed before the pulumi_policy base class, whose __init__ it calls.
+    """
+
+    # The engine's entry point, defined by each kind of rule.
+    _validate: Callable[..., None]
 
     def __init__(
         self,
@@ -243,11 +248,9 @@ class ResourceRule(ResourceValidationPolicy):
         description: str,
         remediation: str,
         severity: Severity,
-        resource_types: Iterable[str],
-        check: ResourceCheck,
+        check: ResourceCheck | StackCheck,
         settings: Sequence[Setting] = (),
     ):
-        self.resource_types = frozenset(resource_types)
         self.settings = tuple(settings)
         self._check = check
         super().__init__(
@@ -258,6 +261,20 @@ class ResourceRule(ResourceValidationPolicy):
             severity=severity,
             remediation_steps=remediation,
         )
+
+
+class ResourceRule(_Rule, ResourceValidationPolicy):
+    """A policy that checks each resource of `resource_types` on its own.
+
+    Takes `resource_types` besides the arguments of every rule (see _Rule); its
+    `check` is a ResourceCheck.
+    """
+
+    _check: ResourceCheck
+
+    def __init__(self, *, resource_types: Iterable[str], **rule: Any):
+        self.resource_types = frozenset(resource_types)
+        super().__init__(**rule)
 
     def findings(
         self, resource: Resource, config: Mapping[str, Any] | None = None
@@ -274,29 +291,10 @@ class ResourceRule(ResourceValidationPolicy):
             report_violation(finding.message, None)
 
 
-class StackRule(StackValidationPolicy):
+class StackRule(_Rule, StackValidationPolicy):
     """A policy that relates resources to each other across the whole stack."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        description: str,
-        remediation: str,
-        severity: Severity,
-        check: StackCheck,
-        settings: Sequence[Setting] = (),
-    ):
-        self.settings = tuple(settings)
-        self._check = check
-        super().__init__(
-            name=name,
-            description=description,
-            validate=self._validate,
-            config_schema=_config_schema(self.settings),
-            severity=severity,
-            remediation_steps=remediation,
-        )
+    _check: StackCheck
 
     def findings(self, stack: Stack, config: Mapping[str, Any] | None = None) -> list[Finding]:
         return list(self._check(stack, Config(config, self.settings)))

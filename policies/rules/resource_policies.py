@@ -1,14 +1,19 @@
-"""Resource policies (bucket, queue, topic and key policies) grant nothing to everyone."""
+"""Resource policies (bucket, queue, topic and key policies) grant nothing to everyone.
+
+`tls_only` builds the TLS-only stack check of the services whose policy sits on the
+resource itself or in a separate policy resource (SNS topics, SQS queues).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from pulumi_policy import Severity
 
 from . import documents
-from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule
+from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, Stack, StackCheck, link
 
 # Resource type -> the service prefix of its actions.
 POLICY_HOLDERS = {
@@ -88,6 +93,43 @@ def _least_privilege(resource: Resource, config: Config) -> Iterator[Finding]:
                 "its queue policy allows every SQS action",
                 "allow only the actions the principal needs, e.g. sqs:SendMessage",
             )
+
+
+def tls_only(
+    holder_type: str,
+    policy_type: str,
+    *,
+    prop: str,
+    name_of: Callable[[Any], Any],
+    action: str,
+    problem: str,
+    fix: str,
+) -> StackCheck:
+    """A stack check: every `holder_type` resource's policy denies `action` without TLS.
+
+    The policy is the holder's own `policy` together with every `policy_type`
+    resource whose `prop` names the holder (`name_of` reduces it to a name).
+    A holder whose policies are unknown or may still be attached is not judged.
+    """
+
+    def check(stack: Stack, config: Config) -> Iterator[Finding]:
+        holders = stack.of_type(holder_type)
+        policies = link(
+            stack.of_type(policy_type),
+            holders,
+            reference=lambda policy: name_of(policy.get(prop)),
+            identity=lambda holder: holder.get("name"),
+            prop=prop,
+        )
+        for holder in holders:
+            held = [holder.get("policy"), *(p.get("policy") for p in policies.of(holder))]
+            if UNKNOWN in held or policies.undecided(holder):
+                continue
+            statements = [s for doc in held if doc is not None for s in documents.parse(doc) or ()]
+            if not any(documents.denies_insecure_transport(s, action) for s in statements):
+                yield Finding(holder, problem, fix)
+
+    return check
 
 
 POLICIES = [

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from pulumi_policy import Severity
 
-from . import documents, references
-from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, Stack, StackRule, link
+from . import references, resource_policies
+from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, StackRule
 
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
@@ -38,28 +38,17 @@ def _encryption(topic: Resource, config: Config) -> Iterator[Finding]:
         )
 
 
-def _tls_only(stack: Stack, config: Config) -> Iterator[Finding]:
-    topics = stack.of_type(TOPIC)
-    policies = link(
-        stack.of_type(TOPIC_POLICY),
-        topics,
-        reference=lambda policy: references.topic_name(policy.get("arn")),
-        identity=lambda topic: topic.get("name"),
-        prop="arn",
-    )
-    for topic in topics:
-        held = [topic.get("policy"), *(p.get("policy") for p in policies.of(topic))]
-        if UNKNOWN in held or policies.undecided(topic):
-            continue
-        statements = [s for doc in held if doc is not None for s in documents.parse(doc) or ()]
-        if not any(documents.denies_insecure_transport(s, "sns:Publish") for s in statements):
-            yield Finding(
-                topic,
-                "its policy does not deny publishing without TLS",
-                "add a statement to its aws.sns.TopicPolicy: Effect Deny, Principal '*', "
-                "Action 'sns:Publish', Resource the topic ARN, Condition "
-                "{'Bool': {'aws:SecureTransport': 'false'}}",
-            )
+_tls_only = resource_policies.tls_only(
+    TOPIC,
+    TOPIC_POLICY,
+    prop="arn",
+    name_of=references.topic_name,
+    action="sns:Publish",
+    problem="its policy does not deny publishing without TLS",
+    fix="add a statement to its aws.sns.TopicPolicy: Effect Deny, Principal '*', "
+    "Action 'sns:Publish', Resource the topic ARN, Condition "
+    "{'Bool': {'aws:SecureTransport': 'false'}}",
+)
 
 
 def _dead_letter_queue(subscription: Resource, config: Config) -> Iterator[Finding]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from . import documents, references
+from . import references, resource_policies
 from .framework import (
     UNKNOWN,
     Config,
@@ -130,28 +130,17 @@ def _dead_letter_queues(stack: Stack, config: Config) -> Iterator[Finding]:
             )
 
 
-def _tls_only(stack: Stack, config: Config) -> Iterator[Finding]:
-    queues = stack.of_type(QUEUE)
-    policies = link(
-        stack.of_type(QUEUE_POLICY),
-        queues,
-        reference=lambda policy: references.queue_name(policy.get("queueUrl")),
-        identity=lambda queue: queue.get("name"),
-        prop="queueUrl",
-    )
-    for queue in queues:
-        held = [queue.get("policy"), *(p.get("policy") for p in policies.of(queue))]
-        if UNKNOWN in held or policies.undecided(queue):
-            continue
-        statements = [s for doc in held if doc is not None for s in documents.parse(doc) or ()]
-        if not any(documents.denies_insecure_transport(s, "sqs:*") for s in statements):
-            yield Finding(
-                queue,
-                "its policy does not deny requests made without TLS",
-                "add an aws.sqs.QueuePolicy with a statement: Effect Deny, Principal '*', "
-                "Action 'sqs:*', Resource the queue ARN, Condition "
-                "{'Bool': {'aws:SecureTransport': 'false'}}",
-            )
+_tls_only = resource_policies.tls_only(
+    QUEUE,
+    QUEUE_POLICY,
+    prop="queueUrl",
+    name_of=references.queue_name,
+    action="sqs:*",
+    problem="its policy does not deny requests made without TLS",
+    fix="add an aws.sqs.QueuePolicy with a statement: Effect Deny, Principal '*', "
+    "Action 'sqs:*', Resource the queue ARN, Condition "
+    "{'Bool': {'aws:SecureTransport': 'false'}}",
+)
 
 
 POLICIES = [
