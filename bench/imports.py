@@ -9,8 +9,12 @@ The ratio uses the CPU time of the import (`process_time`): an import is all
 CPU once the files are in the page cache, and unlike wall time it does not
 grow while other processes hold the machine's cores. On a Lambda, which has
 its CPU to itself, the two are the same. Wall-time medians are reported too.
-Ratio = median(handler) / median(boto3): what a handler adds to the cold start
-that every function pays for boto3 anyway.
+Ratio: in every round, the handler's import against boto3's in the same
+round (measured back to back), and the median of those paired ratios. Fresh
+interpreters on a shared VM vary by tens of percent from one minute to the
+next; pairing cancels the drift that a ratio of two separate medians keeps
+(it once put every handler below boto3, which imports boto3 itself). Import
+timing is cheap and noisy, so it takes at least `MIN_ROUNDS` rounds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from bench.process import python
 from bench.progress import Progress, say
 
 BASELINE = "boto3"
+MIN_ROUNDS = 11
 API_HANDLERS = ("authorizer", "query", "reporter", "report_engine")
 HANDLERS = (*API_HANDLERS, "aggregator", "phase2_monitor")
 _TIMED_IMPORT = (
@@ -53,7 +58,8 @@ def measure(repeats: int, progress: Progress = say) -> dict[str, Any]:
     samples: dict[str, list[tuple[float, float]]] = {key: [] for key in keys}
     for key in keys:  # untimed: writes the byte-code caches
         import_seconds(module_name(key), environment)
-    for round_index in range(repeats):
+    rounds = max(repeats, MIN_ROUNDS)
+    for round_index in range(rounds):
         for key in rotated(keys, round_index):
             samples[key].append(import_seconds(module_name(key), environment))
     medians = {key: statistics.median(cpu for cpu, _ in runs) for key, runs in samples.items()}
@@ -66,8 +72,10 @@ def measure(repeats: int, progress: Progress = say) -> dict[str, Any]:
         }
         for key, runs in samples.items()
     }
+    baseline = [cpu for cpu, _ in samples[BASELINE]]
     for key in HANDLERS:
-        results[key]["ratio_to_boto3"] = round(medians[key] / medians[BASELINE], 3)
+        paired = [cpu / base for (cpu, _), base in zip(samples[key], baseline, strict=True)]
+        results[key]["ratio_to_boto3"] = round(statistics.median(paired), 3)
     progress(
         "  "
         + ", ".join(f"{key} {results[key]['ratio_to_boto3']}x" for key in HANDLERS)
