@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from components.settings import ENVIRONMENTS, ConfigError
+from handlers.shared import telemetry
 from ops.checks.api import api_checks
 from ops.checks.aws import AwsView
 from ops.checks.base import Check, run_checks
@@ -134,6 +135,8 @@ def _outputs_from_pulumi(stack: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # stdout carries only the table or the JSON; logs (quiet unless LOG_LEVEL) go to stderr.
+    telemetry.configure_logging(stream="stderr", default_level="WARNING")
     args = parse_args(argv)
     try:
         expect = load_expectations(args.stack, now=dt.datetime.now(dt.UTC))
