@@ -1,11 +1,10 @@
 """SecureBase Analytics: one stack per environment (staging, production)."""
 
-import datetime as dt
-
 import pulumi
 import pulumi_aws as aws
 
 from components.api import AnalyticsApi, AnalyticsApiArgs, QueueNames
+from components.clock import deployment_time
 from components.data import AnalyticsData, AnalyticsDataArgs
 from components.functions import ALL_FUNCTIONS, PHASE2_MONITOR
 from components.observability import AnalyticsObservability, AnalyticsObservabilityArgs
@@ -90,7 +89,7 @@ monitor = Phase2Monitor(
         data_key_arn=data.data_key.arn if data.data_key else None,
         access_log_bucket=data.access_log_bucket,
         async_failures_queue_arn=api.async_failures_queue.arn,
-        now=dt.datetime.now(dt.UTC),
+        now=deployment_time(),
     ),
     opts=in_account,
 )

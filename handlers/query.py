@@ -146,7 +146,8 @@ def _query_api() -> QueryApi:
     """One client and API per container, created on first use (not at import)."""
     global _api
     if _api is None:
-        _api = QueryApi.from_environment(boto3.client("dynamodb"))
+        # The clock is looked up here, not bound as a default, so a test can fix it.
+        _api = QueryApi.from_environment(boto3.client("dynamodb"), clock=utc_now)
     return _api
 
 

@@ -197,6 +197,8 @@ def _reporter_api() -> ReporterApi:
             boto3.client("dynamodb", config=client_config()),
             boto3.client("s3", config=s3_config()),
             lambda: boto3.client("sqs", config=client_config()),
+            # Looked up here, not bound as a default, so a test can fix the clock.
+            clock=utc_now,
         )
     return _api
 

@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +134,15 @@ def _outputs_from_pulumi(stack: str) -> str:
     return done.stdout
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> int:
     # stdout carries only the table or the JSON; logs (quiet unless LOG_LEVEL) go to stderr.
     telemetry.configure_logging(stream="stderr", default_level="WARNING")
     args = parse_args(argv)
     try:
-        expect = load_expectations(args.stack, now=dt.datetime.now(dt.UTC))
+        expect = load_expectations(args.stack, now=clock())
         outputs = read_outputs(args.outputs, args.stack)
     except (UsageError, ConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,12 +9,14 @@ engine would send (camelCase keys, numbers as floats).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 import yaml
@@ -23,11 +25,18 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components import clock
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
 PROJECT = "securebase-analytics"
 ACCOUNT_ID = "123456789012"
 STACKS = ("staging", "production")
+# When the program "runs" unless a test says otherwise: a week before the
+# committed Phase 2 observation windows open, so every stack deploys its
+# monitor schedule enabled and the registered resources never depend on the
+# day the suite runs.
+PROGRAM_NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -230,8 +239,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run_program(stack: str, overrides: Mapping[str, str | None] | None = None) -> Deployment:
-    """Runs `__main__.py` for `stack` with its config file plus `overrides`.
+def run_program(
+    stack: str,
+    overrides: Mapping[str, str | None] | None = None,
+    now: dt.datetime = PROGRAM_NOW,
+) -> Deployment:
+    """Runs `__main__.py` for `stack` with its config file plus `overrides`, at `now`.
 
     An override of None removes the key. Raises whatever the program raises.
     """
@@ -251,9 +264,12 @@ def run_program(stack: str, overrides: Mapping[str, str | None] | None = None) -
     # set_mocks registers an empty root stack; run the program inside a fresh
     # one, as the language host does, so its exports are registered at the end.
     settings.set_root_resource(None)
-    _sync_await(
-        run_pulumi_func(lambda: Stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
-    )
+    with mock.patch.object(clock, "deployment_time", return_value=now):
+        _sync_await(
+            run_pulumi_func(
+                lambda: Stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
+            )
+        )
     return Deployment(
         stack=stack, resources=monitor.records, outputs=monitor.stack_outputs, invokes=mocks.invokes
     )

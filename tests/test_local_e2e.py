@@ -13,6 +13,7 @@ import datetime as dt
 import html
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -106,7 +107,8 @@ def test_make_token_prints_a_token_the_stack_accepts(local_stack: LocalStack) ->
     printed = subprocess.run(
         [sys.executable, "-m", "local.token", "globex"],
         cwd=ROOT,
-        env={"ANALYTICS_JWT_SECRET": JWT_SECRET, "PATH": ""},
+        # The caller's environment (a moved clock included), with the stack's secret.
+        env={**os.environ, "ANALYTICS_JWT_SECRET": JWT_SECRET},
         capture_output=True,
         text=True,
         check=True,

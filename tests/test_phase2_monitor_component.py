@@ -13,6 +13,7 @@ from components.settings import parse_settings
 from handlers.shared.monitoring.config import load_config
 from tests.pulumi_program import (
     ACCOUNT_ID,
+    PROGRAM_NOW,
     STACKS,
     Deployment,
     Resource,
@@ -27,8 +28,7 @@ DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 BUCKET = "aws:s3/bucket:Bucket"
 COMPONENT = "securebase:analytics:Phase2Monitor"
 REGION = "us-east-1"
-TODAY = dt.datetime.now(dt.UTC).date()
-# A window safely ahead of any day the suite runs on, so dates are predictable.
+TODAY = PROGRAM_NOW.date()  # the day the program runs under the mocks
 FUTURE_START = TODAY + dt.timedelta(days=30)
 
 

@@ -531,7 +531,8 @@ def test_unknown_routes_are_a_json_404(stack: Stack) -> None:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     path=st.sampled_from(["/analytics/usage", "/analytics/costs", "/analytics/compliance"]),
@@ -692,7 +693,8 @@ day_costs = st.dictionaries(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     data=st.lists(
@@ -752,11 +754,10 @@ def test_a_tenant_only_ever_sees_its_own_numbers(
 def test_handler_reads_its_tables_from_the_environment(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The handler runs on the real clock: write today's usage for real today.
-    today = dt.datetime.now(dt.UTC).date()
-    usage = layout.DailyUsage(day=today, metric="api_calls", value=Decimal(42), samples=1)
+    usage = layout.DailyUsage(day=TODAY, metric="api_calls", value=Decimal(42), samples=1)
     stack.seed([layout.daily_item("acme", usage)])
-    monkeypatch.setattr(query, "_api", None)
+    monkeypatch.setattr(query, "_api", None)  # built from the environment on first use
+    monkeypatch.setattr(query, "utc_now", lambda: NOW)
     monkeypatch.setenv("METRICS_TABLE", stack.metrics_table)
     monkeypatch.setenv("CACHE_TABLE", stack.cache_table)
     monkeypatch.setenv("CACHE_TTL_SECONDS", "60")

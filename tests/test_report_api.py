@@ -478,6 +478,7 @@ def test_a_rendering_failure_is_recorded_and_counted(api, stack, monkeypatch, ca
 
 def test_handler_serves_the_routes_end_to_end(stack, monkeypatch):
     monkeypatch.setattr(reporter, "_api", None)  # clients are created inside moto
+    monkeypatch.setattr(reporter, "utc_now", lambda: NOW)  # the day the data was seeded for
 
     created = reporter.handler(api_event(CREATE, "acme", body={"format": "json"}), None)
     listed = reporter.handler(api_event(LIST, "acme"), None)

@@ -59,6 +59,9 @@ from tests.pulumi_program import run_program
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 SMOKE_TOKEN = "smoke-test-token"
+# The moment the deployment is built and validated: both read this clock, so
+# the Phase 2 schedule's expected state never depends on the day the suite runs.
+NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
 SMOKE_BODY = {"customer_id": "smoke", "generated_at": "2026-11-23T14:00:00Z"}
 # A few of the program's alarms, one of them on a Phase 2 resource.
 ALARMS = (
@@ -275,9 +278,7 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
     outputs["api_url"] = api_url
 
     scheduler = d.client("scheduler")
-    window = schedule_window(
-        settings.phase2.window_start, settings.phase2.window_days, dt.datetime.now(dt.UTC)
-    )
+    window = schedule_window(settings.phase2.window_start, settings.phase2.window_days, NOW)
     schedules = {
         **{
             s.function.key: (d.name(f"analytics-{s.name_suffix}"), s.expression, True)
@@ -513,7 +514,7 @@ def validate(deployment: Deployment, tmp_path: Path, *extra: str, token: str = S
     # An empty --token also overrides a SMOKE_TEST_TOKEN in the developer's shell.
     stdout = io.StringIO()
     with redirect_stdout(stdout):
-        exit_code = validate_deployment.main([*argv, "--token", token, *extra])
+        exit_code = validate_deployment.main([*argv, "--token", token, *extra], clock=lambda: NOW)
     return Run(exit_code, stdout.getvalue())
 
 
@@ -596,7 +597,8 @@ def test_the_table_output_is_aligned_with_a_summary_line(
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         exit_code = validate_deployment.main(
-            ["--stack", "staging", "--outputs", str(outputs), "--token", SMOKE_TOKEN]
+            ["--stack", "staging", "--outputs", str(outputs), "--token", SMOKE_TOKEN],
+            clock=lambda: NOW,
         )
 
     lines = stdout.getvalue().splitlines()
@@ -906,7 +908,8 @@ def test_outputs_can_come_from_stdin(staging: Deployment, monkeypatch: pytest.Mo
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         exit_code = validate_deployment.main(
-            ["--stack", "staging", "--outputs", "-", "--json", "--token", SMOKE_TOKEN]
+            ["--stack", "staging", "--outputs", "-", "--json", "--token", SMOKE_TOKEN],
+            clock=lambda: NOW,
         )
 
     assert exit_code == 0
@@ -1083,7 +1086,7 @@ def test_the_real_stacks_get_well_over_40_checks(
     stack: str, program_outputs: dict[str, dict[str, Any]]
 ) -> None:
     outputs = StackOutputs(program_outputs[stack])
-    expect = load_expectations(stack, now=dt.datetime.now(dt.UTC))
+    expect = load_expectations(stack, now=NOW)
 
     checks = validate_deployment.all_checks(outputs, expect, AwsView(REGION), SMOKE_TOKEN, 1.0)
 
@@ -1114,7 +1117,8 @@ def test_without_outputs_it_asks_the_pulumi_cli(
 
     with redirect_stdout(stdout):
         exit_code = validate_deployment.main(
-            ["--stack", "staging", "--json", "--token", SMOKE_TOKEN]
+            ["--stack", "staging", "--json", "--token", SMOKE_TOKEN],
+            clock=lambda: NOW,
         )
 
     assert exit_code == 0
