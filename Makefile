@@ -9,13 +9,19 @@ UV := python3 -m uv
 
 CUSTOMER ?= acme
 PORT ?= 8080
+# pytest workers: one per core; `make test TEST_WORKERS=0` runs in a single process.
+TEST_WORKERS ?= auto
+# Where `make test-later` moves the clock (faketime syntax: +400d, '@2028-02-29 23:59:00').
+LATER ?= +400d
+PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: help venv policy-venv policy-requirements test lint format run token bench
+.PHONY: help venv policy-venv policy-requirements test test-later lint format run token bench
 
 help:
 	@echo "make run                  the whole API locally on http://127.0.0.1:\$$PORT (default 8080)"
 	@echo "make token CUSTOMER=acme  print a local API token for a tenant"
-	@echo "make test                 lint (ruff) and run the whole test suite (pytest)"
+	@echo "make test                 lint (ruff) and run the whole test suite (pytest, in parallel)"
+	@echo "make test-later           the pytest suite again with the clock moved (LATER=+400d, faketime)"
 	@echo "make bench                measure the service; writes bench/results/latest.json"
 	@echo "make venv                 build .venv from uv.lock (pinned, exact versions)"
 	@echo "make policy-venv          build policies/venv, where pulumi runs the policy pack"
@@ -57,7 +63,14 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 test: lint
-	$(VENV)/bin/pytest
+	$(PYTEST)
+
+# Every process the suite starts (pytest's workers, the local stack, the token
+# command) sees the moved clock; FAKETIME_DONT_RESET keeps them on one timeline
+# when LATER is an absolute time, so they agree about "now".
+test-later: venv
+	@command -v faketime >/dev/null || { echo "faketime is not installed: apt-get install faketime" >&2; exit 2; }
+	FAKETIME_DONT_RESET=1 faketime -f '$(LATER)' $(PYTEST)
 
 run: venv
 	@PORT=$(PORT) $(PY) -m local

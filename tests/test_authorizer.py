@@ -461,7 +461,7 @@ def test_tenant_claim_is_configurable(secretsmanager: Any) -> None:
     assert custom.authorize(bearer(hs256())) == DENIED
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.one_of(
         st.text(max_size=300),

@@ -49,7 +49,6 @@ def remove_fuzzed_schedules(local_stack: LocalStack) -> Iterator[None]:
     max_examples=25,
     derandomize=True,
     database=None,
-    deadline=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_the_api_answers_as_described(case: schemathesis.Case, local_stack: LocalStack) -> None:
