@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import unquote, urlparse
 
 import pulumi
 import yaml
@@ -67,6 +68,10 @@ class Resource:
     protect: bool
     dependencies: list[str]
     custom: bool
+    # The Python stack that constructed the resource, innermost frame first:
+    # (file, line) of each frame the SDK could place (it sends them with the
+    # registration; the engine shows the first as the resource's source position).
+    registered_at: tuple[tuple[Path, int], ...] = ()
 
     @property
     def parent_type(self) -> str:
@@ -229,6 +234,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     dependencies=list(request.dependencies),
                     custom=bool(request.custom),
+                    registered_at=_stack_trace(request),
                 )
             )
         return response
@@ -237,6 +243,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
             self.stack_outputs = rpc.deserialize_properties(request.outputs)
         return super().RegisterResourceOutputs(request)
+
+
+def _stack_trace(request: Any) -> tuple[tuple[Path, int], ...]:
+    positions = [frame.pc for frame in request.stackTrace.frames] or [request.sourcePosition]
+    return tuple(
+        (Path(unquote(urlparse(position.uri).path)), position.line)
+        for position in positions
+        if position.uri.startswith("file:")
+    )
 
 
 def run_program(

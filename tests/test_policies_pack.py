@@ -15,8 +15,8 @@ from pulumi.runtime.proto import analyzer_pb2_grpc
 from pulumi_policy import EnforcementLevel, Severity
 
 from policies.rules import ALL_POLICIES
+from policy_check.engine import CONFIG_DIR, reconcile, stack_config_file
 from tests.pulumi_program import ROOT, STACKS, stack_config
-from tests.test_policies_harness import CONFIG_DIR, reconcile, stack_config_file
 
 PACK = ROOT / "policies"
 NAMES = {policy.name for policy in ALL_POLICIES}

@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 
+from policy_check.engine import Diagnostic, analyze_deployment, stack_config_file
 from tests.pulumi_program import STACKS, Deployment, run_program
 from tests.pulumi_program import Resource as Recorded
-from tests.test_policies_harness import (
-    UNKNOWN,
-    Diagnostic,
-    analyze_deployment,
-    stack_config_file,
-)
+from tests.test_policies_harness import UNKNOWN
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -31,7 +27,7 @@ def diagnostics(deployment) -> list[Diagnostic]:
 
 
 def _report(found: list[Diagnostic]) -> str:
-    return "\n".join(f"[{d.level}] {d.policy}: {d.message.splitlines()[-1]}" for d in found)
+    return "\n".join(f"[{d.level}] {d.policy}: {d.detail}" for d in found)
 
 
 def test_the_stack_passes_its_own_pack(diagnostics):
@@ -48,7 +44,7 @@ def test_every_violation_names_the_resource_what_is_wrong_and_the_fix(deployment
     urns = {resource.urn: resource for resource in deployment.resources}
     for diagnostic in diagnostics:
         resource = urns[diagnostic.urn]
-        detail = diagnostic.message.splitlines()[-1]
+        detail = diagnostic.detail
         assert detail.startswith(f"{resource.type} '{resource.name}': "), detail
         assert ". Fix: " in detail, detail
 
