@@ -15,17 +15,22 @@ TEST_WORKERS ?= auto
 LATER ?= +400d
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: help venv policy-venv policy-requirements test test-later lint format run token bench
+.PHONY: help venv policy-venv policy-requirements policy test test-later lint format run token bench
 
 help:
 	@echo "make run                  the whole API locally on http://127.0.0.1:\$$PORT (default 8080)"
 	@echo "make token CUSTOMER=acme  print a local API token for a tenant"
-	@echo "make test                 lint (ruff) and run the whole test suite (pytest, in parallel)"
+	@echo "make test                 lint (ruff), then the whole test suite (pytest, in parallel)"
 	@echo "make test-later           the pytest suite again with the clock moved (LATER=+400d, faketime)"
+	@echo "make lint                 ruff's lint and format checks only"
+	@echo "make format               apply ruff's formatting and safe fixes"
+	@echo "make policy               the policy pack over both stacks under mocks: findings table,"
+	@echo "                          .build/policy/<stack>.sarif; fails on a mandatory violation"
 	@echo "make bench                measure the service; writes bench/results/latest.json"
 	@echo "make venv                 build .venv from uv.lock (pinned, exact versions)"
-	@echo "make policy-venv          build policies/venv, where pulumi runs the policy pack"
-	@echo "make format               apply ruff's formatting and safe fixes"
+	@echo "make policy-venv          build policies/venv, where the Pulumi CLI runs the policy pack"
+	@echo "make policy-requirements  re-pin policies/requirements.txt (hashes) to uv.lock"
+	@echo "make help                 this list (also plain \`make\`)"
 
 # The venv is rebuilt only when the lock or the project file changes. Its
 # progress goes to stderr so `$$(make token)` captures only the token.
@@ -40,12 +45,20 @@ venv: $(VENV)/.synced
 # The policy pack's own environment, where the Pulumi CLI runs it
 # (PulumiPolicy.yaml: virtualenv venv); built explicitly so CI never depends
 # on the CLI creating it.
-policies/venv/.synced: policies/requirements.txt | $(VENV)/.synced
-	@$(UV) venv --seed --quiet --python 3.11 policies/venv >&2
-	@$(UV) pip install --quiet --require-hashes --python policies/venv/bin/python -r policies/requirements.txt >&2
+# POLICY_VENV moves it only for tests; the CLI looks in policies/venv.
+POLICY_VENV := policies/venv
+
+$(POLICY_VENV)/.synced: policies/requirements.txt | $(VENV)/.synced
+	@$(UV) venv --seed --quiet --python 3.11 $(POLICY_VENV) >&2
+	@$(UV) pip install --quiet --require-hashes --python $(POLICY_VENV)/bin/python -r policies/requirements.txt >&2
 	@touch $@
 
-policy-venv: policies/venv/.synced
+# One line on what is there: the path, its Python and the pack's own versions.
+policy-venv: $(POLICY_VENV)/.synced
+	@$(POLICY_VENV)/bin/python -c 'import importlib.metadata as m, platform, sys; \
+		print("%s: Python %s, pulumi %s, pulumi-policy %s, %d packages" % (sys.argv[1], \
+		platform.python_version(), m.version("pulumi"), m.version("pulumi-policy"), \
+		len(list(m.distributions()))))' "$(POLICY_VENV)"
 
 # Re-pins policies/requirements.txt (with hashes) to the versions in uv.lock.
 policy-requirements: venv
@@ -53,6 +66,10 @@ policy-requirements: venv
 	@$(UV) export --frozen --no-hashes --no-emit-project --no-header -q > .build/lock-constraints.txt
 	$(UV) pip compile policies/requirements.in --python-version 3.11 --constraint .build/lock-constraints.txt \
 		--generate-hashes --no-header -q -o policies/requirements.txt
+
+# The pack over both stacks' programs under mocks, without the Pulumi CLI.
+policy: venv
+	$(PY) -m policy_check
 
 lint: venv
 	$(VENV)/bin/ruff check .
