@@ -130,6 +130,7 @@ def test_every_action_is_pinned_to_a_commit_with_its_release_in_a_comment() -> N
         "actions/checkout": 1,
         "actions/setup-python": 1,
         "aws-actions/configure-aws-credentials": 1,
+        "github/codeql-action/upload-sarif": 1,
         "pulumi/actions": 1,
     }
 
@@ -144,7 +145,8 @@ def test_permissions_are_empty_by_default_and_declared_per_job(path: Path) -> No
         assert job["permissions"]["contents"] == "read", name
         assert set(job["permissions"].values()) <= {"read", "write"}, name
         assert all(
-            scope in ("contents", "id-token", "pull-requests") for scope in job["permissions"]
+            scope in ("contents", "id-token", "pull-requests", "security-events")
+            for scope in job["permissions"]
         ), name
 
 
@@ -232,6 +234,26 @@ def test_pull_requests_run_make_test_then_preview_both_stacks_with_the_policy_pa
     assert "id-token" not in test_job["permissions"]
 
 
+def test_pull_requests_run_the_policy_pack_and_upload_its_findings_to_code_scanning() -> None:
+    jobs = load(PULL_REQUEST)["jobs"]
+    policy = jobs["policy"]
+    (upload,) = step_using(policy, "github/codeql-action/upload-sarif")
+    condition = " ".join(upload["if"].split())
+
+    assert [s["run"] for s in steps(policy) if "run" in s] == ["make policy"]
+    assert steps(policy).index(upload) == len(steps(policy)) - 1
+    assert upload["with"] == {"sarif_file": ".build/policy"}
+    # After a mandatory violation too (make policy fails), never for forks,
+    # whose token cannot write security events.
+    assert condition.startswith("!cancelled() && ")
+    assert "hashFiles('.build/policy/*.sarif') != ''" in condition
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    # Only the job that uploads may write security events.
+    assert policy["permissions"] == {"contents": "read", "security-events": "write"}
+    for name, job in jobs.items():
+        assert name == "policy" or "security-events" not in job["permissions"], name
+
+
 def test_main_deploys_staging_then_production_behind_its_environment() -> None:
     workflow = load(DEPLOY)
     jobs = workflow["jobs"]
@@ -301,6 +323,7 @@ def test_what_the_workflows_run_exists() -> None:
     for stack in STACKS:
         config = json.loads((ROOT / "policies" / "config" / f"{stack}.json").read_text())
         assert isinstance(config, dict)
-    # The validator and the monitor the workflows call as modules.
+    # The validator, the monitor and `make policy` the workflows call as modules.
     assert (ROOT / "ops" / "validate_deployment.py").is_file()
     assert (ROOT / "handlers" / "phase2_monitor.py").is_file()
+    assert (ROOT / "policy_check" / "__main__.py").is_file()
