@@ -8,7 +8,10 @@ hours) it stores both in the monitor bucket and publishes to the alerts topic
 only when something is violated. As a command it prints the report for CI:
 
     python -m handlers.phase2_monitor --config monitor.json --hours 24 --format markdown \\
-        --fail-on-violation
+        --fail-on-violation [--region us-east-1]
+
+The region comes from --region, else AWS_REGION, else botocore's own lookup
+(AWS_DEFAULT_REGION, then the profile's `region`); with none, it says so.
 
 Exit codes: 0 no violations (or not asked to fail), 1 violations with
 --fail-on-violation, 2 usage or config error, 3 an AWS call failed.
@@ -58,15 +61,18 @@ class AwsClients:
     """boto3 clients made on first use and kept for the container's life.
 
     A print-only CLI run never creates the S3 or SNS client. Tests pass
-    clients made inside moto (and with their own event hooks).
+    clients made inside moto (and with their own event hooks). Without a
+    `region`, boto3 finds one as usual (the Lambda runtime sets AWS_REGION and
+    AWS_DEFAULT_REGION).
     """
 
-    def __init__(self, **clients: Any):
+    def __init__(self, region: str | None = None, **clients: Any):
+        self._region = region
         self._clients: dict[str, Any] = dict(clients)
 
     def get(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(service)
+            self._clients[service] = boto3.client(service, region_name=self._region)
         return self._clients[service]
 
 
@@ -245,13 +251,14 @@ def main(argv: Sequence[str] | None = None, clients: AwsClients | None = None) -
     try:
         config = _cli_config(args)
         destination = _cli_destination(args)
+        clients = clients or AwsClients(region=cli_region(args.region))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
         result = run(
             config,
-            clients or _container_clients,
+            clients,
             destination,
             environment=env.optional(env.ENVIRONMENT),
         )
@@ -293,6 +300,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     parser.add_argument(
+        "--region",
+        help="AWS region of the Phase 2 resources (default: $AWS_REGION, $AWS_DEFAULT_REGION, "
+        "then the AWS profile's region)",
+    )
+    parser.add_argument(
         "--fail-on-violation", action="store_true", help="exit 1 when a threshold is violated"
     )
     parser.add_argument(
@@ -320,6 +332,23 @@ def _hours(raw: str) -> int:
             f"must be a whole number from 1 to {MAX_LOOKBACK_HOURS}; got {raw!r}"
         )
     return hours
+
+
+def cli_region(flag: str | None) -> str:
+    """--region, else AWS_REGION, else what botocore finds (AWS_DEFAULT_REGION, the profile).
+
+    AWS_REGION comes before AWS_DEFAULT_REGION and the profile for every AWS SDK
+    (https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html) and the
+    AWS CLI (https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html);
+    botocore itself reads only the other two.
+    """
+    region = flag or env.optional(env.AWS_REGION) or boto3.Session().region_name
+    if not region:
+        raise ConfigError(
+            "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION, "
+            "or region in the AWS profile)"
+        )
+    return region
 
 
 def _cli_config(args: argparse.Namespace) -> MonitorConfig:

@@ -3,6 +3,8 @@
     python -m ops.validate_deployment --stack production [--outputs outputs.json | -]
         [--token TOKEN] [--json] [--region us-east-1] [--summary-file PATH]
 
+(`python ops/validate_deployment.py ...` works the same.)
+
 Reads the stack outputs (a file with the content of `pulumi stack output
 --json`, `-` for stdin, or, with no `--outputs`, the Pulumi CLI itself), then
 looks at every deployed resource with read-only AWS calls and calls each GET
@@ -24,6 +26,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+if not __package__:
+    # Run as a script (`python ops/validate_deployment.py`): import from the
+    # repository root, as `python -m ops.validate_deployment` does.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.settings import ENVIRONMENTS, ConfigError
 from handlers.shared import telemetry

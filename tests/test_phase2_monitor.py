@@ -7,6 +7,9 @@ botocore event hook on the client the run uses.
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -422,3 +425,65 @@ def deny_get_metric_data(**_):
     raise ClientError(
         {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "GetMetricData"
     )
+
+
+# --- The command's region --------------------------------------------------------------
+
+NO_REGION = "error: no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile)\n"  # fmt: skip
+
+
+@pytest.fixture
+def region_env(monkeypatch, tmp_path):
+    """No region anywhere: no variables, an AWS config file without one."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    profile = tmp_path / "aws-config"
+    profile.write_text("[default]\noutput = json\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
+    return monkeypatch, profile
+
+
+@pytest.mark.parametrize(
+    ("flag", "variables", "profile_region", "expected"),
+    [
+        ("ap-south-1", {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}, "eu-north-1", "ap-south-1"),
+        (None, {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}, "eu-north-1", "eu-west-1"),
+        (None, {"AWS_DEFAULT_REGION": "us-west-2"}, "eu-north-1", "us-west-2"),
+        (None, {}, "eu-north-1", "eu-north-1"),
+    ],
+)  # fmt: skip
+def test_the_region_is_the_flag_then_aws_region_then_botocores_lookup(
+    region_env, flag, variables, profile_region, expected
+):
+    monkeypatch, profile = region_env
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    profile.write_text(f"[default]\nregion = {profile_region}\n")
+
+    assert phase2_monitor.cli_region(flag) == expected
+
+
+@pytest.mark.usefixtures("region_env")
+def test_without_a_region_the_command_says_how_to_give_one(config_file):
+    done = subprocess.run(
+        [sys.executable, "-m", "handlers.phase2_monitor", "--config", str(config_file)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == NO_REGION
+
+
+def test_the_command_reads_the_resources_in_the_region_it_is_given(aws, region_env, config_file):
+    monkeypatch, _ = region_env
+    # The metrics are in us-east-1; the environment points elsewhere.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    aws.lambda_traffic(AUTH, invocations=1000, errors=60)
+    argv = ["--config", str(config_file), "--fail-on-violation"]
+
+    assert phase2_monitor.main(argv) == 0  # eu-west-1: no data, nothing violated
+    assert phase2_monitor.main([*argv, "--region", REGION]) == 1

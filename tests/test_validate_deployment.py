@@ -25,6 +25,8 @@ import datetime as dt
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -1143,3 +1145,16 @@ def test_a_failing_or_missing_pulumi_cli_is_a_usage_error(
     assert capsys.readouterr().err == (
         "error: the Pulumi CLI is not installed; pass --outputs FILE instead\n"
     )
+
+
+def test_it_runs_as_a_script_as_well_as_a_module_from_any_directory(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    script = [sys.executable, str(root / "ops" / "validate_deployment.py"), "--help"]
+    module = [sys.executable, "-m", "ops.validate_deployment", "--help"]
+
+    as_script = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, check=False)
+    as_module = subprocess.run(module, cwd=root, capture_output=True, text=True, check=False)
+
+    assert as_script.returncode == 0, as_script.stderr
+    assert as_script.stdout.startswith("usage: python -m ops.validate_deployment")
+    assert as_script.stdout == as_module.stdout

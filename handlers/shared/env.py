@@ -52,6 +52,10 @@ MONITOR_BUCKET = "MONITOR_BUCKET"
 MONITOR_PREFIX = "MONITOR_PREFIX"
 ALERTS_TOPIC_ARN = "ALERTS_TOPIC_ARN"
 
+# Set by the Lambda runtime and AWS tooling, not by AnalyticsApi: the Phase 2
+# monitor command reads it (boto3 itself reads only AWS_DEFAULT_REGION).
+AWS_REGION = "AWS_REGION"
+
 
 class MissingEnvironment(RuntimeError):
     """A function was deployed without a variable it needs."""
