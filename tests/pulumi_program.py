@@ -4,7 +4,8 @@ Each `run_program` call gets a fresh monitor, fresh config and a fresh root
 stack, and executes the program with `runpy`, the way the Pulumi language host
 does. The mocks answer like the AWS provider for what the program reads back
 (ids, ARNs, names, URLs) and echo every input, so tests assert the inputs the
-engine would send (camelCase keys, numbers as floats).
+engine would send (camelCase keys, numbers as floats). URNs are made the way the
+engine makes them, so they are the URNs a real stack's state holds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import Stack, run_pulumi_func
@@ -72,10 +74,18 @@ class Resource:
     # (file, line) of each frame the SDK could place (it sends them with the
     # registration; the engine shows the first as the resource's source position).
     registered_at: tuple[tuple[Path, int], ...] = ()
+    # The registration as the engine receives it: the inputs in their wire form
+    # (secrets, assets and archives still marked as such) and the options.
+    wire_inputs: dict[str, Any] = field(default_factory=dict)
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def parent_type(self) -> str:
-        """The type of the parent, read from this resource's URN."""
+        """The type of the parent, read from this resource's URN ("" at the top level)."""
         qualified = self.urn.split("::")[2].split("$")
         return qualified[-2] if len(qualified) > 1 else ""
 
@@ -210,13 +220,35 @@ class ProviderLikeMocks(pulumi.runtime.Mocks):
         )
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def engine_urn(stack: str, parent: str, type_: str, name: str) -> str:
+    """The URN the engine gives a resource (pkg/resource/deploy/deployment.go, generateURN).
+
+    The type is qualified by the parent's whole qualified type, except the root
+    stack's. (The SDK's MockMonitor keeps only the parent's last type and
+    qualifies top-level resources with the stack's type.)
+    """
+    qualified = type_
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != ROOT_STACK_TYPE:
+            qualified = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{PROJECT}::{qualified}::{name}"
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """Keeps what the engine would see of each registration (parent, protect, ...)."""
 
-    def __init__(self, mocks: ProviderLikeMocks):
+    def __init__(self, mocks: ProviderLikeMocks, stack: str):
         super().__init__(mocks)
+        self.stack = stack
         self.records: list[Resource] = []
         self.stack_outputs: dict[str, Any] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(self.stack, parent, type_, name)
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -235,6 +267,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=list(request.dependencies),
                     custom=bool(request.custom),
                     registered_at=_stack_trace(request),
+                    wire_inputs=json_format.MessageToDict(request.object),
+                    aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response
@@ -258,8 +296,10 @@ def run_program(
     stack: str,
     overrides: Mapping[str, str | None] | None = None,
     now: dt.datetime = PROGRAM_NOW,
+    *,
+    program: Path = PROGRAM,
 ) -> Deployment:
-    """Runs `__main__.py` for `stack` with its config file plus `overrides`, at `now`.
+    """Runs `program` (`__main__.py`) for `stack` with its config file plus `overrides`, at `now`.
 
     An override of None removes the key. Raises whatever the program raises.
     """
@@ -272,7 +312,7 @@ def run_program(
             config[full_key] = value
 
     mocks = ProviderLikeMocks(region=config.get("aws:region", "us-east-1"))
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, stack)
     settings.set_root_resource(None)
     pulumi.runtime.set_all_config(config)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -282,7 +322,7 @@ def run_program(
     with mock.patch.object(clock, "deployment_time", return_value=now):
         _sync_await(
             run_pulumi_func(
-                lambda: Stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
+                lambda: Stack(lambda: runpy.run_path(str(program), run_name="__main__"))
             )
         )
     return Deployment(
