@@ -15,7 +15,7 @@ TEST_WORKERS ?= auto
 LATER ?= +400d
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: help venv policy-venv policy-requirements policy test test-later lint format run token bench
+.PHONY: help venv policy-venv policy-requirements policy test test-later lint format run token bench graph
 
 help:
 	@echo "make run                  the whole API locally on http://127.0.0.1:\$$PORT (default 8080)"
@@ -27,6 +27,7 @@ help:
 	@echo "make policy               the policy pack over both stacks under mocks: findings table,"
 	@echo "                          .build/policy/<stack>.sarif; fails on a mandatory violation"
 	@echo "make bench                measure the service; writes bench/results/latest.json"
+	@echo "make graph                write graphs/<stack>.json, the resource graph make test checks"
 	@echo "make venv                 build .venv from uv.lock (pinned, exact versions)"
 	@echo "make policy-venv          build policies/venv, where the Pulumi CLI runs the policy pack"
 	@echo "make policy-requirements  re-pin policies/requirements.txt (hashes) to uv.lock"
@@ -97,3 +98,6 @@ token: venv
 
 bench: venv
 	$(PY) -m bench
+
+graph: venv
+	$(PY) -m graphs
