@@ -25,7 +25,8 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 PULL_REQUEST = WORKFLOWS / "pull-request.yml"
 DEPLOY = WORKFLOWS / "deploy.yml"
 PHASE2 = WORKFLOWS / "phase2-monitoring.yml"
-ALL_WORKFLOWS = (PULL_REQUEST, DEPLOY, PHASE2)
+GRAPH_COMMENT = WORKFLOWS / "graph-comment.yml"
+ALL_WORKFLOWS = (PULL_REQUEST, DEPLOY, PHASE2, GRAPH_COMMENT)
 STACKS = ("staging", "production")
 
 # owner/repo[/path]@<40 hex> # vMAJOR.MINOR.PATCH
@@ -178,7 +179,15 @@ def test_no_expression_is_expanded_inside_a_shell_script(path: Path) -> None:
 @pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=lambda p: p.name)
 def test_checkouts_keep_no_credentials_and_python_is_3_11(path: Path) -> None:
     for job in load(path)["jobs"].values():
-        assert step_using(job, "actions/checkout")[0]["with"] == {"persist-credentials": False}
+        for checkout in step_using(job, "actions/checkout"):
+            assert checkout["with"]["persist-credentials"] is False
+            assert set(checkout["with"]) <= {
+                "persist-credentials",
+                "fetch-depth",
+                "ref",
+                "path",
+                "sparse-checkout",
+            }
         assert step_using(job, "actions/setup-python")[0]["with"] == {"python-version": "3.11"}
 
 
@@ -189,11 +198,15 @@ def test_the_pulumi_cli_matches_the_locked_sdk(path: Path) -> None:
         d.split("==")[1] for d in project["project"]["dependencies"] if d.startswith("pulumi==")
     )
     workflow = load(path)
+    pulumi_steps = [
+        s for job in workflow["jobs"].values() for s in step_using(job, "pulumi/actions")
+    ]
 
-    assert workflow["env"]["PULUMI_VERSION"] == sdk
-    for job in workflow["jobs"].values():
-        for step in step_using(job, "pulumi/actions"):
-            assert step["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
+    if pulumi_steps:
+        assert workflow["env"]["PULUMI_VERSION"] == sdk
+    for step in pulumi_steps:
+        assert step["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
+    assert path == GRAPH_COMMENT or pulumi_steps
 
 
 @pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
@@ -228,7 +241,9 @@ def test_pull_requests_run_make_test_then_preview_both_stacks_with_the_policy_pa
     assert pulumi["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
     assert pulumi["with"]["comment-on-pr"] is True
     assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
-    # Only the job that comments may write to pull requests.
+    # The replacement guard in make test reads the merge base's graphs.
+    assert step_using(test_job, "actions/checkout")[0]["with"]["fetch-depth"] == 0
+    # Only the jobs that comment may write to pull requests.
     assert preview["permissions"]["pull-requests"] == "write"
     assert "pull-requests" not in test_job["permissions"]
     assert "id-token" not in test_job["permissions"]
@@ -252,6 +267,63 @@ def test_pull_requests_run_the_policy_pack_and_upload_its_findings_to_code_scann
     assert policy["permissions"] == {"contents": "read", "security-events": "write"}
     for name, job in jobs.items():
         assert name == "policy" or "security-events" not in job["permissions"], name
+
+
+def test_every_pull_request_gets_the_graph_difference_without_credentials() -> None:
+    graph = load(PULL_REQUEST)["jobs"]["graph"]
+    runs = [s for s in steps(graph) if "run" in s]
+    compare, post = runs[-2], runs[-1]
+
+    # Not behind the tests nor the fork condition: forks get the difference too.
+    assert "needs" not in graph and "if" not in graph and "environment" not in graph
+    assert graph["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert step_using(graph, "actions/checkout")[0]["with"]["fetch-depth"] == 0
+    assert not step_using(graph, "aws-actions/configure-aws-credentials")
+    assert "secrets." not in json.dumps(graph)
+    assert compare["run"].startswith(
+        '.venv/bin/python -m graphs.diff --against "origin/$BASE_REF" --output "$RUNNER_TEMP/graph-diff.md"\n'
+    )
+    assert 'cat "$RUNNER_TEMP/graph-diff.md" >> "$GITHUB_STEP_SUMMARY"' in compare["run"]
+    assert compare["env"] == {"BASE_REF": "${{ github.base_ref }}"}
+    # A fork's token is read-only: only same-repository pull requests post from here.
+    assert post["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert (
+        post["run"] == '.venv/bin/python -m graphs.comment --body-file "$RUNNER_TEMP/graph-diff.md"'
+    )
+    assert post["env"] == {
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "PULL_REQUEST": "${{ github.event.pull_request.number }}",
+    }
+
+
+def test_a_maintainer_posts_the_graph_comment_for_a_fork_without_running_its_code() -> None:
+    workflow = load(GRAPH_COMMENT)
+    (job,) = workflow["jobs"].values()
+    main_checkout, pull_request_checkout = step_using(job, "actions/checkout")
+    scripts = "\n".join(s.get("run", "") for s in steps(job))
+
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    assert workflow["on"]["workflow_dispatch"]["inputs"]["pull-request"]["type"] == "number"
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "ref" not in main_checkout["with"]
+    # Only the pull request's graphs/ (JSON and YAML), beside main's code.
+    assert pull_request_checkout["with"] == {
+        "persist-credentials": False,
+        "ref": "refs/pull/${{ inputs.pull-request }}/head",
+        "path": "pull-request",
+        "sparse-checkout": "graphs",
+    }
+    # pull-request/ is read once, as the new graphs; everything runs from main's checkout.
+    assert scripts.count("pull-request/") == 1
+    assert all("working-directory" not in step for step in steps(job))
+    assert (
+        ".venv/bin/python -m graphs.diff --base-dir graphs --head-dir pull-request/graphs"
+        in scripts
+    )
+    assert steps(job)[-1]["env"] == {
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "PULL_REQUEST": "${{ inputs.pull-request }}",
+    }
 
 
 def test_main_deploys_staging_then_production_behind_its_environment() -> None:
@@ -323,7 +395,9 @@ def test_what_the_workflows_run_exists() -> None:
     for stack in STACKS:
         config = json.loads((ROOT / "policies" / "config" / f"{stack}.json").read_text())
         assert isinstance(config, dict)
-    # The validator, the monitor and `make policy` the workflows call as modules.
+    # The validator, the monitor, `make policy` and the graph tools the workflows call as modules.
     assert (ROOT / "ops" / "validate_deployment.py").is_file()
     assert (ROOT / "handlers" / "phase2_monitor.py").is_file()
     assert (ROOT / "policy_check" / "__main__.py").is_file()
+    assert (ROOT / "graphs" / "diff.py").is_file()
+    assert (ROOT / "graphs" / "comment.py").is_file()
