@@ -23,7 +23,8 @@ from graphs.compare import Change, GraphDiff, Violation, compare, urn_name
 
 # Identifies the one comment per pull request that graphs.comment updates.
 MARKER = "<!-- securebase-analytics:resource-graph -->"
-MAX_ROWS = 150  # per stack; GitHub refuses comments over 65,536 characters
+MAX_ROWS = 100  # per stack
+MAX_CHARACTERS = 60_000  # GitHub refuses comments over 65,536 characters
 FIX = (
     "If it is meant, add the old URN and the reason (the migration, backup or restore"
     " plan) to `graphs/acknowledged-replacements.yaml`; otherwise add an alias or undo"
@@ -115,7 +116,13 @@ def render(diffs: dict[str, GraphDiff | None], old: str, new: str = PROGRAM) -> 
     ]
     for stack, diff in diffs.items():
         lines += stack_section(stack, diff)
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    if len(text) > MAX_CHARACTERS:
+        text = (
+            text[:MAX_CHARACTERS]
+            + "\n\n... cut at GitHub's size limit: run `make graph` and read the diff.\n"
+        )
+    return text
 
 
 def diff_stacks(

@@ -4,8 +4,8 @@ pulumi-aws is bridged from terraform-provider-aws: an argument its Terraform
 schema marks ForceNew (RequiresReplace) makes `pulumi up` delete the resource
 and create a new one when the argument changes. Each rule cites the provider's
 schema where that is declared. Input names are camelCase, as the engine
-receives them. `resource_options` names the Pulumi option that does the same
-for any type.
+receives them. For any type, an input named in the `replaceOnChanges` option
+replaces the resource too, and so does a change of the provider's region.
 
 A type is listed because replacing it loses data (`loses`), or because it is
 `protect`ed in production, where a replacement makes `pulumi up` fail.
@@ -14,7 +14,7 @@ A type is listed because replacing it loses data (`loses`), or because it is
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 TF = "https://github.com/hashicorp/terraform-provider-aws/blob/main/internal/service"
@@ -26,7 +26,7 @@ class ReplacementRule:
     loses: str
     source: str
     # Values that replace the resource but are no single input, and their source.
-    derived: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
+    derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     derived_source: str = ""
 
 
@@ -97,43 +97,37 @@ RULES: dict[str, ReplacementRule] = {
         loses="every version of the secret value",
         source=f"{TF}/secretsmanager/secret.go",  # name, name_prefix: ForceNew
     ),
-    # A SecureBucket's parts carry its protection in production.
-    "aws:s3/bucketPolicy:BucketPolicy": ReplacementRule(
-        inputs=("bucket",),
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_policy.go",  # bucket: ForceNew
+}
+
+# A SecureBucket's parts carry its protection in production: type -> (the
+# provider's file, the arguments it marks ForceNew or RequiresReplace).
+_BUCKET_PARTS = {
+    "aws:s3/bucketPolicy:BucketPolicy": ("bucket_policy.go", ("bucket",)),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (
+        "bucket_public_access_block.go",
+        ("bucket",),
     ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ReplacementRule(
-        inputs=("bucket",),
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_public_access_block.go",  # bucket: ForceNew
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
+        "bucket_ownership_controls.go",
+        ("bucket",),
     ),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ReplacementRule(
-        inputs=("bucket",),
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_ownership_controls.go",  # bucket: ForceNew
+    "aws:s3/bucketVersioning:BucketVersioning": ("bucket_versioning.go", _S3_CONFIG_INPUTS),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        "bucket_lifecycle_configuration.go",
+        _S3_CONFIG_INPUTS,
     ),
-    "aws:s3/bucketVersioning:BucketVersioning": ReplacementRule(
-        inputs=_S3_CONFIG_INPUTS,
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_versioning.go",  # bucket, expected_bucket_owner: ForceNew
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ReplacementRule(
-        inputs=_S3_CONFIG_INPUTS,
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_lifecycle_configuration.go",  # bucket, expected_bucket_owner: RequiresReplace
-    ),
-    "aws:s3/bucketLogging:BucketLogging": ReplacementRule(
-        inputs=_S3_CONFIG_INPUTS,
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_logging.go",  # bucket, expected_bucket_owner: ForceNew
-    ),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": ReplacementRule(
-        inputs=_S3_CONFIG_INPUTS,
-        loses=_PROTECTED_BUCKET_PART,
-        source=f"{TF}/s3/bucket_server_side_encryption_configuration.go",  # bucket, expected_bucket_owner: ForceNew
+    "aws:s3/bucketLogging:BucketLogging": ("bucket_logging.go", _S3_CONFIG_INPUTS),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "bucket_server_side_encryption_configuration.go",
+        _S3_CONFIG_INPUTS,
     ),
 }
+RULES.update(
+    {
+        type_: ReplacementRule(inputs, loses=_PROTECTED_BUCKET_PART, source=f"{TF}/s3/{file}")
+        for type_, (file, inputs) in _BUCKET_PARTS.items()
+    }
+)
 
 # Any resource: the options that replace it when an input they name changes.
 REPLACE_ON_CHANGES_SOURCE = "https://www.pulumi.com/docs/iac/concepts/options/replaceonchanges/"
