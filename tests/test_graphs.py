@@ -8,6 +8,7 @@ exactly as the Pulumi SDK sends them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from components.phase2_monitor import schedule_window
 from graphs import ACKNOWLEDGEMENTS, STACKS, graph_path
 from graphs import comment as graph_comment
 from graphs.base import Base, acknowledgements, find_base, read_acknowledgements
@@ -84,18 +86,23 @@ def test_no_stateful_resource_is_deleted_or_replaced_unacknowledged(
 
 
 def test_the_graph_runs_the_program_at_a_fixed_moment(program_graphs: dict) -> None:
-    # Under faketime or on any later day the Phase 2 window is still ahead.
-    schedule = next(
+    # The Phase 2 schedule's dates are what the window gives as of GRAPH_TIME, whatever today is.
+    config = stack_config("production")
+    expected = schedule_window(
+        dt.date.fromisoformat(config["securebase-analytics:phase2WindowStart"]),
+        int(config["securebase-analytics:phase2WindowDays"]),
+        GRAPH_TIME,
+    )
+    (schedule,) = (
         r
         for r in program_graphs["production"]["resources"]
         if r["name"] == "phase2-monitor-schedule"
     )
-    start = stack_config("production")["securebase-analytics:phase2WindowStart"]
 
     assert program_graphs["production"]["programTime"] == "2026-01-01T00:00:00Z"
-    assert GRAPH_TIME.isoformat() < start
-    assert schedule["inputs"]["startDate"] == f"{start}T00:00:00Z"
-    assert schedule["inputs"]["state"] == "ENABLED"
+    assert schedule["inputs"].get("startDate") == expected.start_date
+    assert schedule["inputs"].get("endDate") == expected.end_date
+    assert schedule["inputs"]["state"] == ("ENABLED" if expected.enabled else "DISABLED")
 
 
 def test_every_resource_is_recorded_with_its_options(program_graphs: dict) -> None:
@@ -221,7 +228,11 @@ aws.dynamodb.Table(
     attributes=[aws.dynamodb.TableAttributeArgs(name={hash_key!r}, type="S")],
 )
 if {topic}:
-    aws.sns.Topic("notices", name="securebase-production-notices")
+    aws.sns.Topic(
+        "notices",
+        name="securebase-production-notices",
+        display_name=pulumi.Output.secret("internal notices"),
+    )
 """
 
 
@@ -242,6 +253,13 @@ def small_program(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def before(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return small_program(tmp_path_factory.mktemp("before"))
+
+
+def test_a_secret_the_program_passes_is_only_a_marker(before: dict) -> None:
+    (topic,) = (r for r in before["resources"] if r["name"] == "notices")
+
+    assert topic["inputs"]["displayName"] == SECRET
+    assert "internal notices" not in render(before)
 
 
 def test_a_renamed_component_without_an_alias_is_refused(before: dict, tmp_path: Path) -> None:
@@ -339,9 +357,12 @@ def test_an_acknowledgement_needs_an_urn_and_a_reason(entry: str, message: str) 
         read_acknowledgements(f"acknowledgements:\n  - {entry}\n", "acks.yaml")
 
 
+GIT_IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false")
+
+
 def git(root: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        ["git", "-C", str(root), *GIT_IDENTITY, *args],
         check=True,
         capture_output=True,
         text=True,
