@@ -4,13 +4,12 @@ A graph is plain, deterministic JSON: every resource sorted by URN with its
 type, parent, provider, options and inputs as the engine receives them, except
 what would make two runs differ without the program changing: secrets become
 SECRET, assets and archives their content's SHA-256 (their paths are local),
-provider references lose the provider's id, and the program runs as of
-GRAPH_TIME instead of now.
+provider references lose the provider's id, and the program runs at the
+harness's fixed moment (tests.pulumi_program.PROGRAM_NOW), not now.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -19,11 +18,8 @@ from typing import Any
 from pulumi.runtime import rpc
 
 from graphs import ROOT, graph_path
-from tests.pulumi_program import Deployment, Resource, run_program
+from tests.pulumi_program import PROGRAM_NOW, Deployment, Resource, run_program
 
-# When the graphed program believes it runs: fixed, so the Phase 2 schedule's
-# dates come from the config alone.
-GRAPH_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SECRET = "[secret]"  # noqa: S105 (the marker that replaces every secret)
 UNKNOWN = "[unknown]"
 
@@ -36,13 +32,14 @@ _RESOURCE_SIG = rpc._special_resource_sig
 
 def program_graph(stack: str) -> dict[str, Any]:
     """The graph of the real program for `stack`, from its committed config."""
-    return graph_of(run_program(stack, now=GRAPH_TIME))
+    return graph_of(run_program(stack))
 
 
 def graph_of(deployment: Deployment) -> dict[str, Any]:
     return {
         "stack": deployment.stack,
-        "programTime": GRAPH_TIME.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # When the program believed it ran: the Phase 2 schedule's dates depend on it.
+        "programTime": PROGRAM_NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resources": sorted((_resource(r) for r in deployment.resources), key=_by_urn),
     }
 

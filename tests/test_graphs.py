@@ -24,11 +24,15 @@ from components.phase2_monitor import schedule_window
 from graphs import ACKNOWLEDGEMENTS, STACKS, graph_path
 from graphs import comment as graph_comment
 from graphs.base import Base, acknowledgements, find_base, read_acknowledgements
-from graphs.build import GRAPH_TIME, SECRET, graph_of, program_graph, render
+from graphs.build import SECRET, graph_of, program_graph, render
 from graphs.compare import compare
 from graphs.diff import MARKER
 from graphs.diff import main as diff_main
-from tests.pulumi_program import Deployment, Resource, run_program, stack_config
+from tests.pulumi_program import PROGRAM_NOW, Deployment, Resource, run_program, stack_config
+
+# `make test` runs pytest -n auto --dist loadgroup: the module on one worker runs
+# the real program once per stack.
+pytestmark = pytest.mark.xdist_group("resource-graph")
 
 PROJECT_URN = "urn:pulumi:production::securebase-analytics::"
 TABLE = "aws:dynamodb/table:Table"
@@ -86,12 +90,12 @@ def test_no_stateful_resource_is_deleted_or_replaced_unacknowledged(
 
 
 def test_the_graph_runs_the_program_at_a_fixed_moment(program_graphs: dict) -> None:
-    # The Phase 2 schedule's dates are what the window gives as of GRAPH_TIME, whatever today is.
+    # The Phase 2 schedule's dates are what the window gives at PROGRAM_NOW, whatever today is.
     config = stack_config("production")
     expected = schedule_window(
         dt.date.fromisoformat(config["securebase-analytics:phase2WindowStart"]),
         int(config["securebase-analytics:phase2WindowDays"]),
-        GRAPH_TIME,
+        PROGRAM_NOW,
     )
     (schedule,) = (
         r
@@ -99,7 +103,7 @@ def test_the_graph_runs_the_program_at_a_fixed_moment(program_graphs: dict) -> N
         if r["name"] == "phase2-monitor-schedule"
     )
 
-    assert program_graphs["production"]["programTime"] == "2026-01-01T00:00:00Z"
+    assert program_graphs["production"]["programTime"] == "2026-11-23T14:00:00Z"
     assert schedule["inputs"].get("startDate") == expected.start_date
     assert schedule["inputs"].get("endDate") == expected.end_date
     assert schedule["inputs"]["state"] == ("ENABLED" if expected.enabled else "DISABLED")
@@ -247,7 +251,7 @@ def small_program(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     values.update(changes)
     path = tmp_path / "program.py"
     path.write_text(PROGRAM.format(**values))
-    return graph_of(run_program("production", program=path, now=GRAPH_TIME))
+    return graph_of(run_program("production", program=path))
 
 
 @pytest.fixture(scope="module")
