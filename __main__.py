@@ -128,4 +128,5 @@ pulumi.export(
 pulumi.export("monitor_bucket", monitor.bucket.bucket)
 pulumi.export("monitor_config", monitor.config)
 pulumi.export("report_jobs_queue_url", api.report_jobs_queue.url)
+pulumi.export("aggregator_shards_queue_url", api.aggregator_shards_queue.url)
 pulumi.export("dead_letter_queue_urls", api.dead_letter_queue_urls)

@@ -26,6 +26,7 @@ from components.function_deployment import (
 )
 from components.functions import (
     AGGREGATOR,
+    AGGREGATOR_SHARD,
     ANALYTICS_FUNCTIONS,
     ARCHITECTURE,
     AUTHORIZER,
@@ -53,6 +54,14 @@ REPORT_JOBS_MAX_CONCURRENCY = 2
 REPORT_JOBS_MAX_RECEIVES = 3
 REPORT_JOBS_RETENTION_SECONDS = 4 * 24 * 3600
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message
+# One shard per invocation: a failing shard is retried (and finally recorded
+# failed) on its own, never with a healthy one.
+AGGREGATOR_SHARDS_BATCH_SIZE = 1
+# A shard not run within a day is superseded by the hourly runs' catch-up.
+AGGREGATOR_SHARDS_RETENTION_SECONDS = 24 * 3600
+# AWS's advice for queues feeding Lambda: a visibility timeout of 6x the function
+# timeout, so a message is not redelivered while a batch (and its retries) still runs.
+VISIBILITY_TIMEOUT_MULTIPLE = 6
 
 # What the stage writes per request: enough to follow one call end to end.
 ACCESS_LOG_FORMAT = json.dumps(
@@ -96,6 +105,8 @@ ANALYTICS_SCHEDULES: tuple[ScheduleSpec, ...] = (
 class QueueNames:
     report_jobs: str
     report_jobs_dead_letter: str
+    aggregator_shards: str
+    aggregator_shards_dead_letter: str
     async_failures: str
 
     @classmethod
@@ -103,13 +114,25 @@ class QueueNames:
         return cls(
             report_jobs=f"{name_prefix}-analytics-report-jobs",
             report_jobs_dead_letter=f"{name_prefix}-analytics-report-jobs-dlq",
+            aggregator_shards=f"{name_prefix}-analytics-aggregator-shards",
+            aggregator_shards_dead_letter=f"{name_prefix}-analytics-aggregator-shards-dlq",
             async_failures=f"{name_prefix}-analytics-async-failures",
         )
 
     @property
     def dead_letter(self) -> tuple[str, ...]:
         """Queues where failed work waits for a human: alarmed on depth."""
-        return (self.report_jobs_dead_letter, self.async_failures)
+        return (
+            self.report_jobs_dead_letter,
+            self.aggregator_shards_dead_letter,
+            self.async_failures,
+        )
+
+
+def _redrive_to(dead_letter: aws.sqs.Queue, max_receives: int) -> pulumi.Output[str]:
+    return dead_letter.arn.apply(
+        lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives})
+    )
 
 
 def integration_timeout_ms(spec: FunctionSpec) -> int:
@@ -143,6 +166,8 @@ class AnalyticsApi(pulumi.ComponentResource):
     queue_names: QueueNames
     report_jobs_queue: aws.sqs.Queue
     report_jobs_dead_letter_queue: aws.sqs.Queue
+    aggregator_shards_queue: aws.sqs.Queue
+    aggregator_shards_dead_letter_queue: aws.sqs.Queue
     async_failures_queue: aws.sqs.Queue
     schedules: dict[str, aws.scheduler.Schedule]
 
@@ -152,7 +177,7 @@ class AnalyticsApi(pulumi.ComponentResource):
         super().__init__("securebase:analytics:AnalyticsApi", name, None, opts)
         settings = args.settings
         self.queue_names = QueueNames.for_prefix(settings.name_prefix)
-        self._queues(name)
+        self._queues(name, settings)
         self.layers = {
             layer: self._layer(name, settings.name_prefix, layer)
             for layer in dict.fromkeys(layer for s in ANALYTICS_FUNCTIONS for layer in s.layers)
@@ -164,6 +189,7 @@ class AnalyticsApi(pulumi.ComponentResource):
             "bucket": args.bucket.arn,
             "data-key": args.data_key.arn if args.data_key else None,
             "queue:report-jobs": self.report_jobs_queue.arn,
+            "queue:aggregator-shards": self.aggregator_shards_queue.arn,
             "queue:async-failures": self.async_failures_queue.arn,
             "ses-identity": settings.ses_identity,
             "report-sender": settings.report_sender,
@@ -190,6 +216,7 @@ class AnalyticsApi(pulumi.ComponentResource):
 
         self._http_api(name, args)
         self._report_jobs_consumer(name, deployed[REPORT_ENGINE.key])
+        self._aggregator_shards_consumer(name, deployed[AGGREGATOR_SHARD.key], settings)
         self._schedules(name, args)
 
         self.register_outputs(
@@ -200,6 +227,7 @@ class AnalyticsApi(pulumi.ComponentResource):
                 "layer_arns": {key: layer.arn for key, layer in self.layers.items()},
                 "schedule_names": {key: s.name for key, s in self.schedules.items()},
                 "report_jobs_queue_url": self.report_jobs_queue.url,
+                "aggregator_shards_queue_url": self.aggregator_shards_queue.url,
             }
         )
 
@@ -207,10 +235,13 @@ class AnalyticsApi(pulumi.ComponentResource):
     def dead_letter_queue_urls(self) -> dict[str, pulumi.Output[str]]:
         return {
             self.queue_names.report_jobs_dead_letter: self.report_jobs_dead_letter_queue.url,
+            self.queue_names.aggregator_shards_dead_letter: (
+                self.aggregator_shards_dead_letter_queue.url
+            ),
             self.queue_names.async_failures: self.async_failures_queue.url,
         }
 
-    def _queues(self, name: str) -> None:
+    def _queues(self, name: str, settings: StackSettings) -> None:
         names = self.queue_names
         self.async_failures_queue = self._queue(
             f"{name}-async-failures",
@@ -225,14 +256,27 @@ class AnalyticsApi(pulumi.ComponentResource):
         self.report_jobs_queue = self._queue(
             f"{name}-report-jobs",
             names.report_jobs,
-            # AWS's advice for queues feeding Lambda: 6x the function timeout, so
-            # a message is not redelivered while a batch (and its retries) still runs.
-            visibility_timeout_seconds=6 * REPORT_ENGINE.timeout_seconds,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_MULTIPLE * REPORT_ENGINE.timeout_seconds,
             message_retention_seconds=REPORT_JOBS_RETENTION_SECONDS,
-            redrive_policy=self.report_jobs_dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": REPORT_JOBS_MAX_RECEIVES}
-                )
+            redrive_policy=_redrive_to(
+                self.report_jobs_dead_letter_queue, REPORT_JOBS_MAX_RECEIVES
+            ),
+        )
+        self.aggregator_shards_dead_letter_queue = self._queue(
+            f"{name}-aggregator-shards-dlq",
+            names.aggregator_shards_dead_letter,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        )
+        self.aggregator_shards_queue = self._queue(
+            f"{name}-aggregator-shards",
+            names.aggregator_shards,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_MULTIPLE
+            * AGGREGATOR_SHARD.timeout_seconds,
+            message_retention_seconds=AGGREGATOR_SHARDS_RETENTION_SECONDS,
+            # The shard's last delivery records it failed; only a shard that cannot
+            # even do that (a crash, a timeout) is moved to the dead-letter queue.
+            redrive_policy=_redrive_to(
+                self.aggregator_shards_dead_letter_queue, settings.aggregator.shard_max_attempts
             ),
         )
 
@@ -314,14 +358,28 @@ class AnalyticsApi(pulumi.ComponentResource):
                 env.REPORT_SENDER: settings.report_sender,
             }
         usage = settings.usage_source
-        return {
+        scaling = settings.aggregator
+        # What both aggregator functions need to turn GetMetricData into samples and rollups.
+        aggregating: dict[str, pulumi.Input[str]] = {
             env.METRICS_TABLE: tables["metrics"],
-            env.CUSTOMERS_TABLE: settings.phase2_customers_table,
             env.USAGE_NAMESPACE: usage.namespace,
             env.USAGE_TENANT_DIMENSION: usage.tenant_dimension,
             env.USAGE_METRIC_NAMES: json.dumps(dict(usage.metric_names)),
-            env.COST_REFRESH_HOURS: str(settings.cost_refresh_hours),
             env.HOURLY_RETENTION_DAYS: str(settings.hourly_retention_days),
+            env.AGGREGATOR_WRITE_CONCURRENCY: str(scaling.write_concurrency),
+        }
+        if spec.key == AGGREGATOR_SHARD.key:
+            return {
+                **aggregating,
+                env.AGGREGATOR_SHARD_MAX_ATTEMPTS: str(scaling.shard_max_attempts),
+            }
+        return {
+            **aggregating,
+            env.CUSTOMERS_TABLE: settings.phase2_customers_table,
+            env.COST_REFRESH_HOURS: str(settings.cost_refresh_hours),
+            env.AGGREGATOR_SHARD_QUEUE_URL: self.aggregator_shards_queue.url,
+            env.AGGREGATOR_SHARD_THRESHOLD: str(scaling.shard_threshold_tenants),
+            env.AGGREGATOR_TENANTS_PER_SHARD: str(scaling.tenants_per_shard),
         }
 
     def _http_api(self, name: str, args: AnalyticsApiArgs) -> None:
@@ -434,6 +492,22 @@ class AnalyticsApi(pulumi.ComponentResource):
             ),
             # Lambda checks that the role may poll the queue.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[engine.policy]),
+        )
+
+    def _aggregator_shards_consumer(
+        self, name: str, shard: DeployedFunction, settings: StackSettings
+    ) -> None:
+        aws.lambda_.EventSourceMapping(
+            f"{name}-aggregator-shards-consumer",
+            event_source_arn=self.aggregator_shards_queue.arn,
+            function_name=shard.function.arn,
+            batch_size=AGGREGATOR_SHARDS_BATCH_SIZE,
+            # A failing shard is delivered again until its last attempt.
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=settings.aggregator.shard_concurrency
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[shard.policy]),
         )
 
     def _schedules(self, name: str, args: AnalyticsApiArgs) -> None:

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
-from components.functions import ARCHITECTURE, RUNTIME, FunctionSpec
+from components.functions import ARCHITECTURE, RUNTIME, FunctionSpec, reserved_concurrency
 from components.packaging import function_archive
 from components.settings import StackSettings
 from handlers.shared import env
@@ -89,7 +89,7 @@ def deploy_function(name: str, args: FunctionArgs, parent: pulumi.Resource) -> D
         source_code_hash=archive.base64_sha256,
         memory_size=spec.memory_mb,
         timeout=spec.timeout_seconds,
-        reserved_concurrent_executions=spec.reserved_concurrency,
+        reserved_concurrent_executions=reserved_concurrency(spec, settings),
         tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
         environment=aws.lambda_.FunctionEnvironmentArgs(
             variables={**base_environment(settings.environment), **args.variables}

@@ -17,7 +17,7 @@ Placeholders (all required unless a grant names it in `only_if`):
     <customers-table>         the Phase 2 customers table name (read by the aggregator)
     <bucket>                  the reports bucket ARN
     <data-key>                the production data key ARN (absent in staging: SSE-S3)
-    <queue:KEY>               a queue ARN (report-jobs, async-failures)
+    <queue:KEY>               a queue ARN (report-jobs, aggregator-shards, async-failures)
     <ses-identity>            the SES identity reports are sent from, and <report-sender>
     <jwt-secret-name>         the HS256 signing secret (absent when tokens are checked with JWKS)
     <monitor-bucket>          the Phase 2 monitor's bucket ARN
@@ -65,6 +65,8 @@ _REPORT_OBJECTS = (
     Grant(("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"), ("<bucket>/*",)),
     Grant(("kms:GenerateDataKey", "kms:Decrypt"), ("<data-key>",), only_if="data-key"),
 )
+# What writes the metrics table's data and a sharded run's progress.
+_RUN_WRITES = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # Lambda sends on-failure records of asynchronous invocations with the function's role.
 _ASYNC_FAILURES = Grant(("sqs:SendMessage",), ("<queue:async-failures>",))
 
@@ -128,14 +130,26 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
             ("dynamodb:Scan",),
             ("arn:aws:dynamodb:<region>:<account>:table/<customers-table>",),
         ),
-        # Rollups are written in batches; its bookkeeping items are read with one Query.
-        Grant(("dynamodb:BatchWriteItem", "dynamodb:Query"), ("<table:metrics>",)),
+        # Rollups are written in batches; its bookkeeping items are read with one Query;
+        # a sharded run's item is put, then updated (handlers.shared.aggregator.ledger).
+        Grant((*_RUN_WRITES, "dynamodb:Query"), ("<table:metrics>",)),
         # Neither API supports resource-level permissions.
         Grant(("cloudwatch:GetMetricData", "ce:GetCostAndUsage"), ("*",)),
         Grant(
             ("securityhub:GetFindings",), ("arn:aws:securityhub:<region>:<account>:hub/default",)
         ),
+        Grant(("sqs:SendMessage",), ("<queue:aggregator-shards>",)),
         _ASYNC_FAILURES,
+    ),
+    "aggregator-shard": (
+        # Samples and rollups in batches; its report to the run, and completing the run.
+        Grant(_RUN_WRITES, ("<table:metrics>",)),
+        Grant(("cloudwatch:GetMetricData",), ("*",)),
+        # The event source mapping polls with the function's role.
+        Grant(
+            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+            ("<queue:aggregator-shards>",),
+        ),
     ),
     "phase2-monitor": (
         Grant(("cloudwatch:GetMetricData",), ("*",)),

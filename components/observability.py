@@ -41,6 +41,7 @@ from components.functions import FunctionSpec
 from components.settings import StackSettings
 from handlers.shared.telemetry import (
     AGGREGATOR_RUNS,
+    AGGREGATOR_SHARD_FAILURES,
     AGGREGATOR_TENANT_FAILURES,
     DEFAULT_METRICS_NAMESPACE,
     REPORT_FAILURES,
@@ -337,6 +338,16 @@ class AnalyticsObservability(pulumi.ComponentResource):
             treat_missing_data="breaching",
             metric=Metric(DEFAULT_METRICS_NAMESPACE, AGGREGATOR_RUNS, environment, "Sum", ONE_HOUR),
         )
+        factory.create(
+            "aggregator-shard-failures",
+            "An aggregator shard failed on every delivery: its tenants have no usage for the "
+            "run's hours until they are backfilled.",
+            comparison="GreaterThanThreshold",
+            threshold=0,
+            metric=Metric(
+                DEFAULT_METRICS_NAMESPACE, AGGREGATOR_SHARD_FAILURES, environment, "Sum", ONE_HOUR
+            ),
+        )
         analytics_prefix = f"{settings.name_prefix}-analytics-"
         for queue_name in args.dead_letter_queue_names:
             factory.create(
@@ -385,6 +396,7 @@ class AnalyticsObservability(pulumi.ComponentResource):
                         REPORT_FAILURES,
                         AGGREGATOR_RUNS,
                         AGGREGATOR_TENANT_FAILURES,
+                        AGGREGATOR_SHARD_FAILURES,
                     )
                 ],
                 region,

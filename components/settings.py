@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import pulumi
 
+from handlers.shared.aggregation.shards import MAX_TENANTS_PER_SHARD, TENANTS_PER_QUERY_BATCH
+
 PROJECT = "securebase-analytics"
 ENVIRONMENTS = ("staging", "production")
 
@@ -68,6 +70,23 @@ class UsageSourceSettings:
     namespace: str
     tenant_dimension: str
     metric_names: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class AggregatorSettings:
+    """How the hourly aggregator scales (see handlers.aggregator)."""
+
+    # Rosters of at least this many active tenants run as shards.
+    shard_threshold_tenants: int
+    # Tenants per shard: a multiple of 125, the tenants one GetMetricData request covers.
+    tenants_per_shard: int
+    # Shards running at once: the shard queue mapping's maximum concurrency and the
+    # shard function's reserved concurrency.
+    shard_concurrency: int
+    # Deliveries of a shard (the queue's maxReceiveCount); the last records it failed.
+    shard_max_attempts: int
+    # BatchWriteItem requests in flight per invocation.
+    write_concurrency: int
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,7 @@ class StackSettings:
     cache_ttl_seconds: int
     jwt: JwtSettings
     usage_source: UsageSourceSettings
+    aggregator: AggregatorSettings
     alarms: AlarmSettings
     phase2: Phase2Settings
 
@@ -370,6 +390,7 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
                 "usageMetricNames", USAGE_METRICS, _CW_NAME, DEFAULT_USAGE_METRIC_NAMES
             ),
         ),
+        aggregator=_parse_aggregator(values),
         alarms=AlarmSettings(
             function_errors_per_hour=values.integer("alarmFunctionErrorsPerHour", 5, 1, 1000),
             duration_percent_of_timeout=values.integer(
@@ -384,6 +405,26 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
             aggregator_missing_hours=values.integer("alarmAggregatorMissingHours", 2, 1, 24),
         ),
         phase2=_parse_phase2(values),
+    )
+
+
+def _parse_aggregator(values: _Values) -> AggregatorSettings:
+    # Whole GetMetricData requests (125 tenants x 4 metrics = 500 queries) per shard.
+    batch, most = TENANTS_PER_QUERY_BATCH, MAX_TENANTS_PER_SHARD
+    per_shard = values.integer("aggregatorTenantsPerShard", 1000, low=batch, high=most)
+    if per_shard % batch:
+        raise values.fail(
+            "aggregatorTenantsPerShard", f"a multiple of {batch} from {batch} to {most}", per_shard
+        )
+    return AggregatorSettings(
+        shard_threshold_tenants=values.integer(
+            "aggregatorShardThresholdTenants", 5000, low=per_shard, high=10_000_000
+        ),
+        tenants_per_shard=per_shard,
+        # An SQS event source mapping's maximum concurrency is 2 to 1,000.
+        shard_concurrency=values.integer("aggregatorShardConcurrency", 20, low=2, high=1000),
+        shard_max_attempts=values.integer("aggregatorShardMaxAttempts", 3, low=1, high=10),
+        write_concurrency=values.integer("aggregatorWriteConcurrency", 4, low=1, high=32),
     )
 
 

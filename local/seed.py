@@ -61,11 +61,23 @@ def seed_and_aggregate(now: dt.datetime, progress: Progress) -> dict:
         f"Running the aggregator over {BACKFILL_DAYS} days ({start:%Y-%m-%d %H:00} to {end:%Y-%m-%d %H:00} UTC)"
     )
     from handlers import aggregator
+    from handlers.shared.aggregator.runtime import Settings, ShardSettings, coordinator_clients
+    from local.shards import InProcessShards, sharded
 
-    summary = aggregator.run(now=now, backfill=(start, end))
+    # Sharded as in a large deployment; the shards run in this process (local.shards).
+    settings = sharded(Settings.from_env())
+    clients = coordinator_clients()
+    summary = aggregator.run(
+        now=now,
+        backfill=(start, end),
+        clients=clients,
+        settings=settings,
+        dispatcher=InProcessShards(ShardSettings(usage=settings.usage), clients),
+    )
+    run = summary["run"]
     requests_made = sum(summary["requests"].values())
     progress(
-        f"  {summary['items_written']:,} items for {summary['tenants']} active tenants "
-        f"({summary['status']}, {requests_made} AWS requests)"
+        f"  {run['items_written']:,} items for {run['tenants']} active tenants in "
+        f"{run['shards']} shards ({run['status']}, {requests_made} AWS requests)"
     )
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -51,8 +52,9 @@ def hour(day: int, at: int) -> dt.datetime:
     return dt.datetime(2026, 11, day, at, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def clients() -> Iterator[aggregator.Clients]:
+@contextlib.contextmanager
+def moto_clients() -> Iterator[aggregator.Clients]:
+    """Every client a run uses, against moto, with the metrics and customers tables."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(**create_table_request(METRICS, METRICS_TABLE))
@@ -67,7 +69,14 @@ def clients() -> Iterator[aggregator.Clients]:
             cloudwatch=boto3.client("cloudwatch", region_name=REGION),
             cost_explorer=boto3.client("ce", region_name=REGION),
             securityhub=boto3.client("securityhub", region_name=REGION),
+            sqs=boto3.client("sqs", region_name=REGION),
         )
+
+
+@pytest.fixture
+def clients() -> Iterator[aggregator.Clients]:
+    with moto_clients() as moto:
+        yield moto
 
 
 def add_customers(clients: aggregator.Clients, rows: list[dict[str, str]]) -> None:
@@ -165,7 +174,7 @@ def cost_result(
     return result
 
 
-class _Proxy:
+class Proxy:
     """A real (moto) client with one operation replaced."""
 
     def __init__(self, client: Any, **operations: Any):
@@ -527,7 +536,7 @@ def test_a_failed_cost_refresh_is_retried_the_next_hour(clients):
     failing = aggregator.Clients(
         dynamodb=clients.dynamodb,
         cloudwatch=clients.cloudwatch,
-        cost_explorer=_Proxy(clients.cost_explorer, get_cost_and_usage=unavailable),
+        cost_explorer=Proxy(clients.cost_explorer, get_cost_and_usage=unavailable),
         securityhub=clients.securityhub,
     )
     summary = aggregator.run(now=NOW, clients=failing, settings=SETTINGS)
@@ -680,7 +689,7 @@ def test_one_tenants_failure_is_reported_and_the_others_are_written(clients, cap
 
     failing = aggregator.Clients(
         dynamodb=clients.dynamodb,
-        cloudwatch=_Proxy(clients.cloudwatch, get_metric_data=globex_fails),
+        cloudwatch=Proxy(clients.cloudwatch, get_metric_data=globex_fails),
         cost_explorer=clients.cost_explorer,
         securityhub=clients.securityhub,
     )
@@ -703,7 +712,7 @@ def test_a_run_where_every_tenant_fails_raises_and_keeps_its_bookkeeping(clients
 
     failing = aggregator.Clients(
         dynamodb=clients.dynamodb,
-        cloudwatch=_Proxy(clients.cloudwatch, get_metric_data=throttled),
+        cloudwatch=Proxy(clients.cloudwatch, get_metric_data=throttled),
         cost_explorer=clients.cost_explorer,
         securityhub=clients.securityhub,
     )
@@ -728,7 +737,7 @@ def test_a_failed_write_fails_only_the_tenants_in_that_request(clients):
         return clients.dynamodb.batch_write_item(**request)
 
     failing = aggregator.Clients(
-        dynamodb=_Proxy(clients.dynamodb, batch_write_item=rejects_t05),
+        dynamodb=Proxy(clients.dynamodb, batch_write_item=rejects_t05),
         cloudwatch=clients.cloudwatch,
         cost_explorer=clients.cost_explorer,
         securityhub=clients.securityhub,
@@ -758,7 +767,7 @@ def test_unprocessed_items_are_retried_until_written(clients):
         return clients.dynamodb.batch_write_item(**request)
 
     flaky = aggregator.Clients(
-        dynamodb=_Proxy(clients.dynamodb, batch_write_item=throttles_once),
+        dynamodb=Proxy(clients.dynamodb, batch_write_item=throttles_once),
         cloudwatch=clients.cloudwatch,
         cost_explorer=clients.cost_explorer,
         securityhub=clients.securityhub,

@@ -7,13 +7,14 @@ import itertools
 import math
 from decimal import Decimal
 
+import hypothesis
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers import aggregator
 from handlers.shared import env
-from handlers.shared.aggregation import compliance, costs, hours, rollups, tenants
+from handlers.shared.aggregation import compliance, costs, hours, rollups, shards, tenants
 from handlers.shared.aggregation.cloudwatch_queries import (
     DEFAULT_METRIC_NAMES,
     SeriesKey,
@@ -21,6 +22,7 @@ from handlers.shared.aggregation.cloudwatch_queries import (
     query_batches,
     read_results,
 )
+from handlers.shared.aggregator.runtime import Sharding, ShardSettings
 from handlers.shared.usage_metrics import API_CALLS, GIB, STORAGE_GB, USAGE_METRICS
 
 SOURCE = UsageSource("SecureBase/Platform", "CustomerId", DEFAULT_METRIC_NAMES)
@@ -384,6 +386,82 @@ def test_bad_metric_names_fail_loudly(monkeypatch, names):
     monkeypatch.setenv(env.USAGE_METRIC_NAMES, names)
     with pytest.raises(env.MissingEnvironment, match="USAGE_METRIC_NAMES"):
         aggregator.Settings.from_env()
+
+
+def test_sharding_comes_from_the_environment_only_with_a_shard_queue(monkeypatch):
+    monkeypatch.setenv(env.METRICS_TABLE, "metrics")
+    monkeypatch.setenv(env.CUSTOMERS_TABLE, "customers")
+    assert aggregator.Settings.from_env().sharding is None
+    monkeypatch.setenv(env.AGGREGATOR_SHARD_QUEUE_URL, "https://sqs/q")
+    monkeypatch.setenv(env.AGGREGATOR_SHARD_THRESHOLD, "2000")
+    monkeypatch.setenv(env.AGGREGATOR_TENANTS_PER_SHARD, "750")
+    monkeypatch.setenv(env.AGGREGATOR_WRITE_CONCURRENCY, "8")
+    monkeypatch.setenv(env.AGGREGATOR_SHARD_MAX_ATTEMPTS, "5")
+    settings = aggregator.Settings.from_env()
+    assert settings.sharding == Sharding("https://sqs/q", threshold=2000, tenants_per_shard=750)
+    assert settings.usage.write_concurrency == 8
+    assert ShardSettings.from_env().max_attempts == 5
+    assert (settings.sharding.applies_to(1999), settings.sharding.applies_to(2000)) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (env.AGGREGATOR_TENANTS_PER_SHARD, "1000.5"),
+        (env.AGGREGATOR_TENANTS_PER_SHARD, "130"),
+        (env.AGGREGATOR_WRITE_CONCURRENCY, "33"),
+        (env.AGGREGATOR_SHARD_THRESHOLD, "0"),
+    ],
+)
+def test_bad_sharding_variables_fail_loudly_naming_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv(env.METRICS_TABLE, "metrics")
+    monkeypatch.setenv(env.CUSTOMERS_TABLE, "customers")
+    monkeypatch.setenv(env.AGGREGATOR_SHARD_QUEUE_URL, "https://sqs/q")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(env.MissingEnvironment, match=name):
+        aggregator.Settings.from_env()
+
+
+# -- shards ---------------------------------------------------------------------------
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@given(
+    tenant_count=st.integers(1, 400),
+    per_shard=st.sampled_from([125, 250]),
+    first=st.integers(0, 23),
+    count=st.integers(1, 24 * 5),
+)
+def test_a_plan_covers_every_tenant_and_hour_exactly_once(tenant_count, per_shard, first, count):
+    ids = [f"t{index:04d}" for index in range(tenant_count)]
+    run_hours = [at(first) + index * hours.HOUR for index in range(count)]
+
+    planned = shards.plan("run", shards.HOURLY, NOW, run_hours, ids, per_shard)
+
+    covered = [(tenant, hour) for task in planned for tenant in task.tenants for hour in task.hours]
+    assert sorted(covered) == sorted(itertools.product(ids, run_hours))
+    assert all(len(task.tenants) <= per_shard for task in planned)
+    assert all(len(hours.by_day(task.hours)) <= shards.MAX_DAYS_PER_SHARD for task in planned)
+    # Whole GetMetricData batches: the shards need exactly the requests one run would.
+    batches = sum(
+        math.ceil(4 * len(task.tenants) / 500) * len(hours.by_day(task.hours)) for task in planned
+    )
+    assert batches == math.ceil(4 * tenant_count / 500) * len(hours.by_day(run_hours))
+    assert len({task.shard_id for task in planned}) == len(planned)
+    assert all(shards.ShardTask.from_message(task.to_message()) == task for task in planned)
+
+
+def test_a_plan_refuses_gaps_and_partial_query_batches():
+    with pytest.raises(ValueError, match="contiguous"):
+        shards.plan("r", shards.HOURLY, NOW, [at(1), at(3)], ["a"], 125)
+    with pytest.raises(ValueError, match="multiple of 125"):
+        shards.plan("r", shards.HOURLY, NOW, [at(1)], ["a"], 130)
+
+
+def test_the_largest_shard_message_fits_in_one_sqs_message():
+    longest = [f"{index:04d}".ljust(64, "x") for index in range(shards.MAX_TENANTS_PER_SHARD)]
+    (task,) = shards.plan("r" * 128, shards.BACKFILL, NOW, [at(0)], longest, len(longest))
+    assert len(task.to_message().encode()) < 256 * 1024
 
 
 def test_backfill_events_are_parsed_and_checked():

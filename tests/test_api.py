@@ -9,6 +9,7 @@ import pytest
 
 from components.api import integration_timeout_ms
 from components.functions import (
+    AGGREGATOR_SHARD,
     ALL_FUNCTIONS,
     ANALYTICS_FUNCTIONS,
     AUTHORIZER,
@@ -194,7 +195,13 @@ def test_every_function_runs_the_catalogue_sizing_with_tracing(deployment, spec)
     assert inputs["handler"] == f"{spec.module}.handler"
     assert inputs["memorySize"] == spec.memory_mb
     assert inputs["timeout"] == spec.timeout_seconds
-    assert inputs.get("reservedConcurrentExecutions") == spec.reserved_concurrency
+    # The shard function reserves what the shard queue's mapping may run at once.
+    reserved = (
+        {"staging": 5, "production": 20}[deployment.stack]
+        if spec is AGGREGATOR_SHARD
+        else spec.reserved_concurrency
+    )
+    assert inputs.get("reservedConcurrentExecutions") == reserved
     assert inputs["tracingConfig"] == {"mode": "Active"}
     assert inputs["sourceCodeHash"] == function_archive(spec).base64_sha256
 
@@ -243,6 +250,21 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
         ),
     }
     common = {"ENVIRONMENT": env, "LOG_LEVEL": "INFO", "METRICS_NAMESPACE": "SecureBase/Analytics"}
+    aggregating = {
+        "METRICS_TABLE": f"{prefix}-metrics",
+        "USAGE_NAMESPACE": "SecureBase/Platform",
+        "USAGE_TENANT_DIMENSION": "CustomerId",
+        "USAGE_METRIC_NAMES": json.dumps(
+            {
+                "api_calls": "ApiCalls",
+                "storage_gb": "StorageBytes",
+                "compute_hours": "ComputeSeconds",
+                "data_transfer_gb": "DataTransferBytes",
+            }
+        ),
+        "HOURLY_RETENTION_DAYS": "7" if env == "staging" else "35",
+        "AGGREGATOR_WRITE_CONCURRENCY": "4",
+    }
     own = {
         "authorizer": {
             "JWT_ISSUER": f"https://auth.{domain}",
@@ -273,21 +295,14 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
             "CORS_ALLOWED_ORIGINS": cors,
         },
         "aggregator": {
-            "METRICS_TABLE": f"{prefix}-metrics",
+            **aggregating,
             "CUSTOMERS_TABLE": f"{prefix}-customers",
-            "USAGE_NAMESPACE": "SecureBase/Platform",
-            "USAGE_TENANT_DIMENSION": "CustomerId",
-            "USAGE_METRIC_NAMES": json.dumps(
-                {
-                    "api_calls": "ApiCalls",
-                    "storage_gb": "StorageBytes",
-                    "compute_hours": "ComputeSeconds",
-                    "data_transfer_gb": "DataTransferBytes",
-                }
-            ),
             "COST_REFRESH_HOURS": "6",
-            "HOURLY_RETENTION_DAYS": "7" if env == "staging" else "35",
+            "AGGREGATOR_SHARD_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{prefix}-analytics-aggregator-shards",
+            "AGGREGATOR_SHARD_THRESHOLD": "5000",
+            "AGGREGATOR_TENANTS_PER_SHARD": "1000",
         },
+        "aggregator-shard": {**aggregating, "AGGREGATOR_SHARD_MAX_ATTEMPTS": "3"},
     }[key]
     return {**common, **own}
 
@@ -324,6 +339,7 @@ def test_layers_are_attached_only_where_they_are_imported(deployment):
         "reporter": [reporting],
         "report-engine": [reporting],
         "aggregator": None,
+        "aggregator-shard": None,
         "phase2-monitor": None,
     }
 
@@ -386,7 +402,16 @@ def test_queues_are_encrypted_and_failed_jobs_wait_in_a_dead_letter_queue(deploy
     assert failures["messageRetentionSeconds"] == 14 * 24 * 3600
 
 
-@pytest.mark.parametrize("suffix", ["report-jobs", "report-jobs-dlq", "async-failures"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "report-jobs",
+        "report-jobs-dlq",
+        "aggregator-shards",
+        "aggregator-shards-dlq",
+        "async-failures",
+    ],
+)
 def test_every_queue_refuses_requests_without_tls(deployment, suffix):
     target = queue(deployment, suffix)
     policy = deployment.one(
@@ -404,14 +429,67 @@ def test_every_queue_refuses_requests_without_tls(deployment, suffix):
     ]
 
 
+def mapping(deployment: Deployment, spec: FunctionSpec) -> dict:
+    target = function(deployment, spec).outputs["arn"]
+    return deployment.one(
+        "aws:lambda/eventSourceMapping:EventSourceMapping",
+        lambda r: r.inputs["functionName"] == target,
+    ).inputs
+
+
 def test_the_engine_takes_deferred_reports_two_at_a_time(deployment):
-    mapping = deployment.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs
-    engine = function(deployment, REPORT_ENGINE)
-    assert mapping["eventSourceArn"] == queue(deployment, "report-jobs").outputs["arn"]
-    assert mapping["functionName"] == engine.outputs["arn"]
-    assert mapping["batchSize"] == 2
-    assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["scalingConfig"] == {"maximumConcurrency": 2}
+    mapping_inputs = mapping(deployment, REPORT_ENGINE)
+    assert mapping_inputs["eventSourceArn"] == queue(deployment, "report-jobs").outputs["arn"]
+    assert mapping_inputs["batchSize"] == 2
+    assert mapping_inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping_inputs["scalingConfig"] == {"maximumConcurrency": 2}
+
+
+def test_shards_run_one_per_invocation_at_the_configured_concurrency(deployment):
+    shards = mapping(deployment, AGGREGATOR_SHARD)
+    concurrency = {"staging": 5, "production": 20}[deployment.stack]
+    assert shards["eventSourceArn"] == queue(deployment, "aggregator-shards").outputs["arn"]
+    assert shards["batchSize"] == 1
+    assert shards["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert shards["scalingConfig"] == {"maximumConcurrency": concurrency}
+    shard_function = function(deployment, AGGREGATOR_SHARD).inputs
+    assert shard_function["reservedConcurrentExecutions"] == concurrency
+    assert (shard_function["memorySize"], shard_function["timeout"]) == (1024, 120)
+
+
+def test_a_shard_is_delivered_three_times_before_its_dead_letter_queue(deployment):
+    shards = queue(deployment, "aggregator-shards").inputs
+    dead_letters = queue(deployment, "aggregator-shards-dlq")
+    # Never redelivered while the shard function may still be running it.
+    assert shards["visibilityTimeoutSeconds"] == 6 * 120
+    assert shards["messageRetentionSeconds"] == 24 * 3600
+    assert json.loads(shards["redrivePolicy"]) == {
+        "deadLetterTargetArn": dead_letters.outputs["arn"],
+        "maxReceiveCount": 3,
+    }
+    assert shards["sqsManagedSseEnabled"] is True
+    assert dead_letters.inputs["sqsManagedSseEnabled"] is True
+    assert dead_letters.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+
+
+def test_shard_settings_come_from_the_stack_config():
+    deployment = run_program(
+        "staging",
+        {
+            "aggregatorShardConcurrency": "50",
+            "aggregatorShardMaxAttempts": "5",
+            "aggregatorTenantsPerShard": "500",
+        },
+    )
+    assert mapping(deployment, AGGREGATOR_SHARD)["scalingConfig"] == {"maximumConcurrency": 50}
+    assert function(deployment, AGGREGATOR_SHARD).inputs["reservedConcurrentExecutions"] == 50
+    redrive = json.loads(queue(deployment, "aggregator-shards").inputs["redrivePolicy"])
+    assert redrive["maxReceiveCount"] == 5
+    variables = function(deployment, AGGREGATOR_SHARD).inputs["environment"]["variables"]
+    assert variables["AGGREGATOR_SHARD_MAX_ATTEMPTS"] == "5"
+    coordinator = next(s for s in ANALYTICS_FUNCTIONS if s.key == "aggregator")
+    variables = function(deployment, coordinator).inputs["environment"]["variables"]
+    assert variables["AGGREGATOR_TENANTS_PER_SHARD"] == "500"
 
 
 @pytest.mark.parametrize(
@@ -469,9 +547,10 @@ def test_outputs_tell_how_to_call_the_api_and_where_things_are(deployment):
     assert set(outputs["layer_arns"]) == {"reporting", "auth"}
     sqs = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}"
     assert outputs["report_jobs_queue_url"] == f"{sqs}/{prefix}-analytics-report-jobs"
+    assert outputs["aggregator_shards_queue_url"] == f"{sqs}/{prefix}-analytics-aggregator-shards"
     assert outputs["dead_letter_queue_urls"] == {
-        f"{prefix}-analytics-report-jobs-dlq": f"{sqs}/{prefix}-analytics-report-jobs-dlq",
-        f"{prefix}-analytics-async-failures": f"{sqs}/{prefix}-analytics-async-failures",
+        f"{prefix}-analytics-{name}": f"{sqs}/{prefix}-analytics-{name}"
+        for name in ("report-jobs-dlq", "aggregator-shards-dlq", "async-failures")
     }
 
 

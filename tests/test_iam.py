@@ -141,10 +141,31 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
         f"{prefix}-analytics-aggregator": [
             *base(f"{prefix}-analytics-aggregator"),
             allow(["dynamodb:Scan"], [table("customers")]),
-            allow(["dynamodb:BatchWriteItem", "dynamodb:Query"], [table("metrics")]),
+            allow(
+                [
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Query",
+                ],
+                [table("metrics")],
+            ),
             allow(["cloudwatch:GetMetricData", "ce:GetCostAndUsage"], ["*"]),
             allow(["securityhub:GetFindings"], [arn("securityhub", "hub/default")]),
+            allow(["sqs:SendMessage"], [queue("aggregator-shards")]),
             send_failure,
+        ],
+        f"{prefix}-analytics-aggregator-shard": [
+            *base(f"{prefix}-analytics-aggregator-shard"),
+            allow(
+                ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                [table("metrics")],
+            ),
+            allow(["cloudwatch:GetMetricData"], ["*"]),
+            allow(
+                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                [queue("aggregator-shards")],
+            ),
         ],
         f"{prefix}-phase2-monitor": [
             *base(f"{prefix}-phase2-monitor"),
@@ -218,6 +239,7 @@ def test_only_unscoped_actions_get_a_wildcard_resource(deployment):
         ("analytics-reporter", "lambda.amazonaws.com"),
         ("analytics-report-engine", "lambda.amazonaws.com"),
         ("analytics-aggregator", "lambda.amazonaws.com"),
+        ("analytics-aggregator-shard", "lambda.amazonaws.com"),
         ("phase2-monitor", "lambda.amazonaws.com"),
         ("analytics-scheduler", "scheduler.amazonaws.com"),
         ("phase2-monitor-scheduler", "scheduler.amazonaws.com"),
@@ -254,7 +276,7 @@ def test_jwks_tokens_need_no_secret_access():
 
 def test_table_operations_are_what_the_functions_may_call():
     assert iam.table_operations() == {
-        "metrics": ("BatchWriteItem", "Query"),
+        "metrics": ("BatchWriteItem", "PutItem", "Query", "UpdateItem"),
         "report-cache": ("GetItem", "PutItem"),
         "report-schedules": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
         "reports": ("GetItem", "PutItem", "Query", "UpdateItem"),

@@ -237,7 +237,7 @@ def test_every_function_has_error_throttle_and_duration_alarms(deployment, spec)
 @pytest.mark.parametrize(
     ("table", "operations"),
     [
-        ("metrics", ["BatchWriteItem", "Query"]),
+        ("metrics", ["BatchWriteItem", "PutItem", "Query", "UpdateItem"]),
         ("reports", ["GetItem", "PutItem", "Query", "UpdateItem"]),
         ("report-schedules", ["DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]),
         ("report-cache", ["GetItem", "PutItem"]),
@@ -324,7 +324,17 @@ def test_only_the_heartbeat_treats_missing_data_as_breaching(deployment):
             assert alarm["treatMissingData"] == "notBreaching", name
 
 
-@pytest.mark.parametrize("queue", ["report-jobs-dlq", "async-failures"])
+def test_a_failed_aggregator_shard_raises_an_alarm_within_the_hour(deployment):
+    alarm = alarms(deployment)[f"{prefix(deployment)}-analytics-aggregator-shard-failures"]
+    assert alarm["namespace"] == "SecureBase/Analytics"
+    assert alarm["metricName"] == "AggregatorShardFailures"
+    assert alarm["dimensions"] == {"Environment": deployment.stack}
+    assert (alarm["statistic"], alarm["period"]) == ("Sum", 3600)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["alarmActions"] == alarm["okActions"] == [topic_arn(deployment)]
+
+
+@pytest.mark.parametrize("queue", ["report-jobs-dlq", "aggregator-shards-dlq", "async-failures"])
 def test_dead_letter_queues_alarm_as_soon_as_anything_lands(deployment, queue):
     queue_name = f"{prefix(deployment)}-analytics-{queue}"
     alarm = alarms(deployment)[f"{queue_name}-not-empty"]

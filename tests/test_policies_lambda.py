@@ -395,3 +395,45 @@ def test_function_url_cors_names_its_origins():
     }
     [message] = check("lambda-invocation-scoped", url, props)
     assert "the function URL's CORS configuration allows every origin" in message
+
+
+def test_a_queue_consumer_caps_its_concurrency():
+    rule = POLICIES["lambda-event-source-bounded-concurrency"]
+    capped = {"scalingConfig": {"maximumConcurrency": 2}}
+    assert check_stack(rule, consumer_stack(capped, GOOD_JOBS)) == []
+    [(name, message)] = check_stack(rule, consumer_stack({}, GOOD_JOBS))
+    assert name == "consumer"
+    assert "it may run up to 1,250 invocations at once" in message
+    assert "Fix: set scalingConfig.maximumConcurrency (2 to 1000)" in message
+
+
+def test_a_queue_consumer_never_outruns_the_functions_reserved_concurrency():
+    rule = POLICIES["lambda-event-source-bounded-concurrency"]
+    shards = {"scalingConfig": {"maximumConcurrency": 20}}
+    reserved = [
+        Spec(FUNCTION, "engine", function(reservedConcurrentExecutions=reserve))
+        for reserve in (20, 5)
+    ]
+    matching, short = ([spec, *consumer_stack(shards, GOOD_JOBS)[1:]] for spec in reserved)
+    assert check_stack(rule, matching) == []
+    [(name, message)] = check_stack(rule, short)
+    assert name == "consumer"
+    assert (
+        "its maximum concurrency (20) is above the reserved concurrency of 'engine' (5)" in message
+    )
+    assert "each counts towards the queue's maxReceiveCount" in message
+
+
+def test_concurrency_unknown_during_preview_is_not_judged():
+    rule = POLICIES["lambda-event-source-bounded-concurrency"]
+    unknown = {"scalingConfig": {"maximumConcurrency": UNKNOWN}}
+    assert check_stack(rule, consumer_stack(unknown, GOOD_JOBS)) == []
+    streams = [
+        Spec(FUNCTION, "engine", function()),
+        Spec(
+            "aws:lambda/eventSourceMapping:EventSourceMapping",
+            "stream",
+            {"eventSourceArn": f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t/stream/1"},
+        ),
+    ]
+    assert check_stack(rule, streams) == []

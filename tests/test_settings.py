@@ -170,6 +170,36 @@ def test_numbers_written_as_floats_are_accepted():
             "usageMetricNames must be an object with exactly the keys api_calls, storage_gb, compute_hours, data_transfer_gb",
         ),
         (
+            "aggregatorTenantsPerShard",
+            "1100",
+            "aggregatorTenantsPerShard must be a multiple of 125 from 125 to 3000; got 1100",
+        ),
+        (
+            "aggregatorTenantsPerShard",
+            "5000",
+            "aggregatorTenantsPerShard must be a whole number from 125 to 3000; got 5000",
+        ),
+        (
+            "aggregatorShardThresholdTenants",
+            "500",
+            "aggregatorShardThresholdTenants must be a whole number from 1000 to 10000000; got 500",
+        ),
+        (
+            "aggregatorShardConcurrency",
+            "1",
+            "aggregatorShardConcurrency must be a whole number from 2 to 1000; got 1",
+        ),
+        (
+            "aggregatorShardMaxAttempts",
+            "0",
+            "aggregatorShardMaxAttempts must be a whole number from 1 to 10; got 0",
+        ),
+        (
+            "aggregatorWriteConcurrency",
+            "64",
+            "aggregatorWriteConcurrency must be a whole number from 1 to 32; got 64",
+        ),
+        (
             "aws__region",
             "Mars-1",
             "aws:region must be an AWS region such as us-east-1; got 'Mars-1'",
@@ -198,6 +228,17 @@ def test_bad_values_name_the_key_the_allowed_values_and_the_value(key, value, ex
 def test_missing_required_keys_are_named(key):
     full_key = key.replace("__", ":") if "__" in key else f"securebase-analytics:{key}"
     assert error_for(**{key: None}).startswith(f"{full_key} is required")
+
+
+def test_the_aggregator_scales_as_each_stack_says():
+    staging, production = settings_with("staging"), settings_with("production")
+    concurrency = (staging.aggregator.shard_concurrency, production.aggregator.shard_concurrency)
+    assert concurrency == (5, 20)
+    for settings in (staging, production):
+        assert settings.aggregator.shard_threshold_tenants == 5000
+        assert settings.aggregator.tenants_per_shard == 1000
+        assert settings.aggregator.shard_max_attempts == 3
+        assert settings.aggregator.write_concurrency == 4
 
 
 def test_defaults_apply_to_optional_keys():

@@ -44,7 +44,13 @@ from moto import mock_aws
 
 from components import bucket_rules
 from components.api import ANALYTICS_SCHEDULES
-from components.functions import ALL_FUNCTIONS, ARCHITECTURE, PHASE2_MONITOR, RUNTIME
+from components.functions import (
+    ALL_FUNCTIONS,
+    ARCHITECTURE,
+    PHASE2_MONITOR,
+    RUNTIME,
+    reserved_concurrency,
+)
 from components.phase2_monitor import SCHEDULE_EXPRESSION, monitor_config, schedule_window
 from handlers.shared.routes import DEPLOYED_ROUTES
 from handlers.shared.tables import ALL_TABLES, create_table_request
@@ -72,7 +78,10 @@ ALARMS = (
     "analytics-api-5xx-rate",
     "phase2-aurora-cpu",
 )
-DEAD_LETTER_QUEUES = ("analytics-report-jobs-dlq", "analytics-async-failures")
+REPORT_JOBS_DLQ = "analytics-report-jobs-dlq"
+SHARDS_DLQ = "analytics-aggregator-shards-dlq"
+ASYNC_FAILURES = "analytics-async-failures"
+DEAD_LETTER_QUEUES = (REPORT_JOBS_DLQ, SHARDS_DLQ, ASYNC_FAILURES)
 # moto resets boto3's default session on every mock_aws(); one session kept for
 # the module loads the service models once.
 SESSION = boto3.session.Session()
@@ -211,17 +220,19 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
         for queue in DEAD_LETTER_QUEUES
     }
     outputs["dead_letter_queue_urls"] = dead_letter_urls
-    outputs["report_jobs_queue_url"] = sqs.create_queue(
-        QueueName=d.name("analytics-report-jobs"),
-        Attributes={
-            "RedrivePolicy": json.dumps(
-                {
-                    "deadLetterTargetArn": _queue_arn(d, DEAD_LETTER_QUEUES[0]),
-                    "maxReceiveCount": "5",
-                }
-            )
-        },
-    )["QueueUrl"]
+    for output, queue, dead_letter, receives in (
+        ("report_jobs_queue_url", "analytics-report-jobs", REPORT_JOBS_DLQ, 3),
+        (
+            "aggregator_shards_queue_url",
+            "analytics-aggregator-shards",
+            SHARDS_DLQ,
+            settings.aggregator.shard_max_attempts,
+        ),
+    ):
+        outputs[output] = sqs.create_queue(
+            QueueName=d.name(queue),
+            Attributes={"RedrivePolicy": _redrive(d, dead_letter, receives)},
+        )["QueueUrl"]
 
     lambda_ = d.client("lambda")
     layers = {
@@ -257,13 +268,12 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
             lambda_.put_function_event_invoke_config(
                 FunctionName=name,
                 MaximumEventAgeInSeconds=3600,
-                DestinationConfig={
-                    "OnFailure": {"Destination": _queue_arn(d, DEAD_LETTER_QUEUES[1])}
-                },
+                DestinationConfig={"OnFailure": {"Destination": _queue_arn(d, ASYNC_FAILURES)}},
             )
-        if spec.reserved_concurrency is not None:
+        reserved = reserved_concurrency(spec, settings)
+        if reserved is not None:
             lambda_.put_function_concurrency(
-                FunctionName=name, ReservedConcurrentExecutions=spec.reserved_concurrency
+                FunctionName=name, ReservedConcurrentExecutions=reserved
             )
         functions[spec.key] = name
         log_groups[spec.key] = spec.log_group_name(f"securebase-{stack}")
@@ -297,7 +307,7 @@ def build_deployment(stack: str, api_url: str) -> Deployment:
             Target={
                 "Arn": _function_arn(functions[key]),
                 "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-scheduler",
-                "DeadLetterConfig": {"Arn": _queue_arn(d, DEAD_LETTER_QUEUES[1])},
+                "DeadLetterConfig": {"Arn": _queue_arn(d, ASYNC_FAILURES)},
                 "RetryPolicy": {"MaximumRetryAttempts": 2},
             },
         )
@@ -486,6 +496,22 @@ def _invoke_uri(function_name: str) -> str:
         f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
         f"{_function_arn(function_name)}/invocations"
     )
+
+
+def _redrive(d: Deployment, dead_letter: str, receives: int) -> str:
+    return json.dumps(
+        {"deadLetterTargetArn": _queue_arn(d, dead_letter), "maxReceiveCount": str(receives)}
+    )
+
+
+def _shard_receives(receives: int) -> Callable[[Deployment], None]:
+    def change(d: Deployment) -> None:
+        d.client("sqs").set_queue_attributes(
+            QueueUrl=d.outputs["aggregator_shards_queue_url"],
+            Attributes={"RedrivePolicy": _redrive(d, SHARDS_DLQ, receives)},
+        )
+
+    return change
 
 
 def _queue_arn(d: Deployment, queue: str) -> str:
@@ -774,6 +800,12 @@ BREAKAGES = {
         "in ALARM since ",
         _first_alarm("ALARM"),
         _first_alarm("OK"),
+    ),
+    "shard-receives": Breakage(
+        "queue aggregator-shards: encrypted, redrives to a DLQ after 3 receives",
+        "maxReceiveCount 5, expected 3",
+        _shard_receives(5),
+        _shard_receives(3),
     ),
     "smoke-500": Breakage(
         "GET /analytics/compliance with a token: 200 JSON",
@@ -1072,6 +1104,7 @@ def test_the_built_deployment_exports_what_the_program_exports(
         "dashboard_names",
         "alerts_topic_arn",
         "report_jobs_queue_url",
+        "aggregator_shards_queue_url",
         "dead_letter_queue_urls",
         "monitor_config",
     ):

@@ -13,8 +13,10 @@ hour overwrites the same items and never duplicates them. A year of daily
 usage plus the year before it (for trends) is 2,920 small items, well inside
 one 1 MB Query page.
 
-Aggregator bookkeeping lives under `pk = "#aggregator"`; tenant ids start with
-a letter or digit (see `is_valid_tenant_id`), so they can never collide.
+Aggregator bookkeeping lives under `pk = "#aggregator"` and the progress of
+sharded runs under `pk = "#aggregator-runs"` (one item per run, one per shard
+that recorded failures, both expiring); tenant ids start with a letter or
+digit (see `is_valid_tenant_id`), so they can never collide.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ COSTS = "C"
 COMPLIANCE = "S"
 
 AGGREGATOR_PARTITION = "#aggregator"
+AGGREGATOR_RUNS_PARTITION = "#aggregator-runs"
+# The bookkeeping items: the last hour an hourly run completed, and when costs
+# and compliance were last refreshed.
+LAST_HOUR_SK = "last-hour"
 COST_REFRESH_STATE_SK = "cost-refresh"
+COMPLIANCE_REFRESH_SK = "compliance-refresh"
 
 # The highest character sort keys use: "D#2026-11-23#~" sorts after every
 # metric of that day, so BETWEEN bounds include whole days.

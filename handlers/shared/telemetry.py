@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,6 +28,7 @@ REPORT_FAILURES = "ReportGenerationFailures"
 REPORTS_GENERATED = "ReportsGenerated"
 AGGREGATOR_RUNS = "AggregatorRunsCompleted"
 AGGREGATOR_TENANT_FAILURES = "AggregatorTenantFailures"
+AGGREGATOR_SHARD_FAILURES = "AggregatorShardFailures"
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -129,11 +131,14 @@ def counting_requests(clients: Iterable[Any]) -> Iterator[Counter[str]]:
     A `before-send` hook fires once per request put on the wire, so the
     counts are exact: nothing is sampled or inferred from a run's own report.
     The aggregator reports its runs' counts with it; the bench measures with it.
+    Requests sent from several threads at once are each counted.
     """
     sent: Counter[str] = Counter()
+    lock = threading.Lock()
 
     def count(event_name: str, **_: Any) -> None:
-        sent[event_name.removeprefix("before-send.")] += 1
+        with lock:
+            sent[event_name.removeprefix("before-send.")] += 1
 
     hook_id = f"counting-requests-{id(sent)}"
     unique = list({id(client): client for client in clients}.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from components.functions import ARCHITECTURE, RUNTIME, FunctionSpec
+from components.functions import ARCHITECTURE, RUNTIME, FunctionSpec, reserved_concurrency
 from ops.checks.aws import AwsView
 from ops.checks.base import Check, Lazy, Outcome, failed, passed, verdict
 from ops.checks.expectations import API_ACCESS_LOG_KEY, Expectations
@@ -27,7 +27,7 @@ def function_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -
             Check(
                 "function",
                 f"{label}: memory, timeout, concurrency",
-                partial(_sizing, aws, name, spec),
+                partial(_sizing, aws, name, spec, reserved_concurrency(spec, expect.settings)),
             ),
             Check("function", f"{label}: environment", partial(_environment, aws, name, expect)),
             Check("function", f"{label}: own execution role", partial(_role, aws, outputs, spec)),
@@ -77,7 +77,8 @@ def _architecture(aws: AwsView, name: Lazy) -> Outcome:
     return failed(f"architectures {architectures}, expected [{ARCHITECTURE!r}]")
 
 
-def _sizing(aws: AwsView, name: Lazy, spec: FunctionSpec) -> Outcome:
+def _sizing(aws: AwsView, name: Lazy, spec: FunctionSpec, expected: int | None) -> Outcome:
+    """Memory and timeout from the catalogue; reserved concurrency as the program sets it."""
     answer = aws.function(name())
     config = answer["Configuration"]
     reserved = answer.get("Concurrency", {}).get("ReservedConcurrentExecutions")
@@ -86,13 +87,9 @@ def _sizing(aws: AwsView, name: Lazy, spec: FunctionSpec) -> Outcome:
         problems.append(f"memory {config.get('MemorySize')} MB, expected {spec.memory_mb}")
     if config.get("Timeout") != spec.timeout_seconds:
         problems.append(f"timeout {config.get('Timeout')} s, expected {spec.timeout_seconds}")
-    if reserved != spec.reserved_concurrency:
-        problems.append(f"reserved concurrency {reserved}, expected {spec.reserved_concurrency}")
-    concurrency = (
-        "unreserved"
-        if spec.reserved_concurrency is None
-        else f"{spec.reserved_concurrency} reserved"
-    )
+    if reserved != expected:
+        problems.append(f"reserved concurrency {reserved}, expected {expected}")
+    concurrency = "unreserved" if expected is None else f"{expected} reserved"
     return verdict(problems, f"{spec.memory_mb} MB, {spec.timeout_seconds} s, {concurrency}")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from components.api import ANALYTICS_SCHEDULES
+from components.api import ANALYTICS_SCHEDULES, REPORT_JOBS_MAX_RECEIVES
 from components.functions import ALL_FUNCTIONS, AUTHORIZER, PHASE2_MONITOR, FunctionSpec
 from components.observability import ACCESS_LOG_KEY
 from components.phase2_monitor import SCHEDULE_EXPRESSION, schedule_window
@@ -41,6 +41,13 @@ class ExpectedSchedule:
     expression: str
     enabled: bool
     why_disabled: str = ""
+
+
+@dataclass(frozen=True)
+class ExpectedWorkQueue:
+    key: str  # "report-jobs"
+    output: str  # the stack output holding its URL
+    max_receives: int  # deliveries before its dead-letter queue
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,18 @@ class Expectations:
     def smoke_routes(self) -> tuple[Route, ...]:
         """GET routes without path parameters: callable with nothing but a token."""
         return tuple(r for r in self.routes if r.method == "GET" and "{" not in r.path)
+
+    @property
+    def work_queues(self) -> tuple[ExpectedWorkQueue, ...]:
+        """Queues that feed a function: each redrives to a dead-letter queue."""
+        return (
+            ExpectedWorkQueue("report-jobs", "report_jobs_queue_url", REPORT_JOBS_MAX_RECEIVES),
+            ExpectedWorkQueue(
+                "aggregator-shards",
+                "aggregator_shards_queue_url",
+                self.settings.aggregator.shard_max_attempts,
+            ),
+        )
 
     @property
     def schedules(self) -> tuple[ExpectedSchedule, ...]:

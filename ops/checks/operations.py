@@ -7,7 +7,7 @@ from functools import partial
 
 from ops.checks.aws import AwsView
 from ops.checks.base import Check, Outcome, failed, passed, verdict, warned
-from ops.checks.expectations import Expectations, ExpectedSchedule
+from ops.checks.expectations import Expectations, ExpectedSchedule, ExpectedWorkQueue
 from ops.checks.outputs import StackOutputs
 
 # Alarms on the Phase 2 resources the monitor watches: securebase-{env}-phase2-...
@@ -144,9 +144,10 @@ def queue_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> l
     checks = [
         Check(
             "queue",
-            "queue report-jobs: encrypted, redrives to a DLQ",
-            partial(_report_jobs_queue, aws, outputs),
+            f"queue {queue.key}: encrypted, redrives to a DLQ after {queue.max_receives} receives",
+            partial(_work_queue, aws, outputs, queue),
         )
+        for queue in expect.work_queues
     ]
     if not outputs.has("dead_letter_queue_urls"):
         checks.append(
@@ -166,20 +167,22 @@ def queue_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> l
     return checks
 
 
-def _report_jobs_queue(aws: AwsView, outputs: StackOutputs) -> Outcome:
-    attributes = aws.queue_attributes(outputs.text("report_jobs_queue_url"))
+def _work_queue(aws: AwsView, outputs: StackOutputs, queue: ExpectedWorkQueue) -> Outcome:
+    attributes = aws.queue_attributes(outputs.text(queue.output))
     problems = []
     if attributes.get("SqsManagedSseEnabled") != "true" and not attributes.get("KmsMasterKeyId"):
         problems.append("messages are not encrypted at rest")
     redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
     target = redrive.get("deadLetterTargetArn")
+    receives = redrive.get("maxReceiveCount")
     if target is None:
-        problems.append("no redrive policy: a poison job would retry until it expires")
+        problems.append("no redrive policy: a poison message would retry until it expires")
     elif target not in dead_letter_arns(aws, outputs):
         problems.append(f"redrives to {target}, not one of the stack's dead-letter queues")
-    return verdict(
-        problems, f"redrives to {target} after {redrive.get('maxReceiveCount')} receives"
-    )
+    elif str(receives) != str(queue.max_receives):
+        # The aggregator's shards record themselves failed on the last of these receives.
+        problems.append(f"maxReceiveCount {receives}, expected {queue.max_receives}")
+    return verdict(problems, f"redrives to {target} after {receives} receives")
 
 
 def _dead_letter_queue(aws: AwsView, url: str) -> Outcome:

@@ -7,6 +7,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy import Severity
@@ -321,10 +322,24 @@ def _dedicated_role(stack: Stack, config: Config) -> Iterator[Finding]:
             )
 
 
-def _queue_event_sources(stack: Stack, config: Config) -> Iterator[Finding]:
+@dataclass(frozen=True)
+class _Mapping:
+    """An event source mapping with the queue and function it links, where the stack has them."""
+
+    mapping: Resource
+    queue: Resource | None
+    function: Resource | None
+
+    @property
+    def from_queue(self) -> bool:
+        source = self.mapping.get("eventSourceArn")
+        return self.queue is not None or (isinstance(source, str) and ":sqs:" in source)
+
+
+def _mappings(stack: Stack) -> list[_Mapping]:
     mappings = stack.of_type(EVENT_SOURCE_MAPPING)
     if not mappings:
-        return
+        return []
     queues = link(
         mappings,
         stack.of_type(QUEUE),
@@ -335,12 +350,15 @@ def _queue_event_sources(stack: Stack, config: Config) -> Iterator[Finding]:
     functions = _function_links(stack, mappings, "functionName", "functionName")
     queue_of = {m.urn: q for q in stack.of_type(QUEUE) for m in queues.of(q)}
     function_of = {m.urn: f for f in stack.of_type(FUNCTION) for m in functions.of(f)}
+    return [_Mapping(m, queue_of.get(m.urn), function_of.get(m.urn)) for m in mappings]
+
+
+def _queue_event_sources(stack: Stack, config: Config) -> Iterator[Finding]:
     multiple = config.integer("visibilityTimeoutMultiple")
-    for mapping in mappings:
+    for linked in _mappings(stack):
+        mapping, queue, function = linked.mapping, linked.queue, linked.function
         source = mapping.get("eventSourceArn")
-        queue = queue_of.get(mapping.urn)
-        from_queue = queue is not None or (isinstance(source, str) and ":sqs:" in source)
-        if not from_queue:
+        if not linked.from_queue:
             if (
                 known(source)
                 and mapping.get("destinationConfig", "onFailure", "destinationArn") is None
@@ -367,7 +385,6 @@ def _queue_event_sources(stack: Stack, config: Config) -> Iterator[Finding]:
                 "poison message is retried until it expires",
                 "set redrivePolicy with deadLetterTargetArn and maxReceiveCount",
             )
-        function = function_of.get(mapping.urn)
         visibility = queue.get("visibilityTimeoutSeconds") or DEFAULT_VISIBILITY_TIMEOUT_SECONDS
         timeout = function.get("timeout") if function else None
         if function is None or UNKNOWN in (visibility, timeout):
@@ -379,6 +396,34 @@ def _queue_event_sources(stack: Stack, config: Config) -> Iterator[Finding]:
                 f"its visibility timeout ({visibility:g} s) is under {multiple}x the timeout of "
                 f"'{function.name}' ({needed:g} s): messages are redelivered while still in work",
                 f"set visibilityTimeoutSeconds to at least {needed:g}",
+            )
+
+
+def _queue_concurrency(stack: Stack, config: Config) -> Iterator[Finding]:
+    for linked in _mappings(stack):
+        mapping = linked.mapping
+        if not linked.from_queue:
+            continue
+        maximum = mapping.get("scalingConfig", "maximumConcurrency")
+        if maximum is UNKNOWN:
+            continue
+        if maximum is None:
+            yield Finding(
+                mapping,
+                "it may run up to 1,250 invocations at once: a burst of messages takes the "
+                "account's concurrency and floods what the function calls",
+                "set scalingConfig.maximumConcurrency (2 to 1000)",
+            )
+            continue
+        reserved = linked.function.get("reservedConcurrentExecutions") if linked.function else None
+        if known(reserved) and reserved is not None and reserved < maximum:
+            yield Finding(
+                mapping,
+                f"its maximum concurrency ({maximum:g}) is above the reserved concurrency of "
+                f"'{linked.function.name}' ({reserved:g}): the mapping does not look at "
+                "reserved concurrency, so deliveries are throttled and each counts towards "
+                "the queue's maxReceiveCount",
+                f"set scalingConfig.maximumConcurrency to at most {reserved:g}, or reserve more",
             )
 
 
@@ -461,6 +506,15 @@ POLICIES = [
         remediation="Create one aws.iam.Role per function, with only what that function uses.",
         severity=Severity.HIGH,
         check=_dedicated_role,
+    ),
+    StackRule(
+        name="lambda-event-source-bounded-concurrency",
+        description="Queue-driven mappings cap their concurrency, never above the function's "
+        "reserved concurrency.",
+        remediation="Set scalingConfig.maximumConcurrency, at most the function's "
+        "reservedConcurrentExecutions when it reserves any.",
+        severity=Severity.MEDIUM,
+        check=_queue_concurrency,
     ),
     StackRule(
         name="lambda-event-source-failure-handling",
