@@ -1,36 +1,64 @@
-"""AWS requests of aggregator runs over 1,000 tenants, against the minimum the APIs allow.
+"""Aggregator runs at 1,000, 10,000 and 100,000 tenants: requests against the minimum, modeled time.
 
-Two consecutive hourly runs of the real `handlers.aggregator.run` against
-moto: at 01:05 UTC, the first run of the stack, costs and compliance are due;
-at 02:05 they were refreshed an hour ago and are not. Each run's requests are
-counted with our own `before-send` hook on every client it uses, and its
-BatchWriteItem items with a `provide-client-params` hook, so nothing is taken
-from the run's own summary.
+At each size, two consecutive hourly runs of the real `handlers.aggregator.run`
+(and, for a sharded run, of `handlers.aggregator_shard.process` for each shard
+message it sends): at 01:05 UTC, the first run of the stack, costs and
+compliance are due; at 02:05 they are not. The sharding settings are
+production's (`Pulumi.production.yaml`). AWS is modeled (bench.aws_model):
+clients that count every request and charge a cited per-request latency to
+the invocation that made it, and DynamoDB bookkeeping (run records, markers)
+in moto, so the ledger's conditional updates behave as DynamoDB's do.
 
 The minimum a run could make with these APIs:
     GetMetricData    ceil(4 x tenants / 500) per UTC day of the processed hours
     BatchWriteItem   ceil(distinct items written / 25)
     GetCostAndUsage  the pages Cost Explorer has, when costs are due (else 0)
     GetFindings      ceil(findings / 100), at least 1, when compliance is due (else 0)
-The customers Scan and the bookkeeping Query are overhead on top of it.
+The customers Scan, the bookkeeping Query, and a sharded run's SendMessageBatch,
+PutItem and UpdateItem requests are overhead on top of it.
+
+Modeled wall time of a run: the coordinator's own time, and each shard
+scheduled as the shard queue's mapping runs it (maximum concurrency from
+config, scaling up from 5, a cold start per new environment) from the moment
+its message was sent; the run ends with the last of them. It is never less
+than what the quotas allow (bench.aws_model.Traffic.floors).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import requests
 from moto import mock_aws
 
 from bench.aws import REGION, use_offline_environment
+from bench.aws_model import (
+    COLD_START_SECONDS,
+    DYNAMODB_ITEM_OVERHEAD_BYTES,
+    GET_METRIC_DATA_OLDER_DPS,
+    GET_METRIC_DATA_RECENT_DPS,
+    GET_METRIC_DATA_TPS,
+    LATENCY_SECONDS,
+    TABLE_WRITE_UNITS_PER_SECOND,
+    ModeledClient,
+    Timeline,
+    Traffic,
+    hours_between,
+    invocations_schedule,
+    lanes_on,
+    scan_pages,
+)
 from bench.progress import Progress, say
-from handlers import aggregator
+from bench.results import AGGREGATOR_SIZES as SIZES
+from components.functions import AGGREGATOR, AGGREGATOR_SHARD
+from components.settings import AggregatorSettings
+from handlers import aggregator, aggregator_shard
 from handlers.shared.aggregation import compliance, costs
 from handlers.shared.aggregation.cloudwatch_queries import (
     DEFAULT_METRIC_NAMES,
@@ -39,35 +67,26 @@ from handlers.shared.aggregation.cloudwatch_queries import (
     MAX_QUERIES_PER_REQUEST,
     UsageSource,
 )
-from handlers.shared.aggregation.hours import HOUR, floor_hour
-from handlers.shared.dynamo import BATCH_WRITE_LIMIT, batch_write
+from handlers.shared.aggregator.runtime import Clients, Sharding, ShardSettings
+from handlers.shared.dynamo import BATCH_WRITE_LIMIT
 from handlers.shared.tables import METRICS, create_table_request
-from handlers.shared.telemetry import counting_requests
-from handlers.shared.usage_metrics import GIB, USAGE_METRICS
+from handlers.shared.usage_metrics import BY_KEY, GIB, USAGE_METRICS
+from ops.checks.expectations import load_stack_settings
 
-TENANTS = 1000
-SUSPENDED_TENANTS = 50
+SUSPENDED_PER_THOUSAND = 50
 METRICS_TABLE = "securebase-bench-metrics"
 CUSTOMERS_TABLE = "securebase-bench-customers"
-# moto's GetMetricData slows down sharply as its window grows, and a run's
-# window is its UTC day up to the last complete hour: just after midnight
-# keeps it at one and two hours.
+SHARD_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/securebase-bench-shards"
+# A run's GetMetricData window is its UTC day up to the last complete hour:
+# just after midnight keeps the modeled CloudWatch answers small.
 FIRST_RUN = dt.datetime(2026, 11, 23, 1, 5, tzinfo=dt.UTC)
 SECOND_RUN = FIRST_RUN + dt.timedelta(hours=1)
 SERVICES = ("AWS Lambda", "Amazon DynamoDB", "Amazon Simple Storage Service")
 REGIONS = ("us-east-1", "eu-west-1")
-# Each Cost Explorer series answers in two pages (two days each), so the runs
-# must follow NextPageToken.
+# Cost Explorer does not document its page size: each series answers in two
+# pages (two days each), so the runs must follow NextPageToken. The page count
+# is in the minimum too, so it does not move the ratio.
 COST_PAGES_PER_SERIES = 2
-PUT_METRIC_DATA_LIMIT = 1000
-FINDINGS_PER_IMPORT = 100
-CE_RESULTS_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results"
-
-SETTINGS = aggregator.Settings(
-    metrics_table=METRICS_TABLE,
-    customers_table=CUSTOMERS_TABLE,
-    usage_source=UsageSource(DEFAULT_NAMESPACE, DEFAULT_TENANT_DIMENSION, DEFAULT_METRIC_NAMES),
-)
 
 GET_METRIC_DATA = "cloudwatch.GetMetricData"
 BATCH_WRITE_ITEM = "dynamodb.BatchWriteItem"
@@ -79,14 +98,19 @@ MINIMUM_FORMULA = (
     " + Cost Explorer pages when costs are due"
     " + ceil(findings / 100) GetFindings when compliance is due"
 )
+_COST_METRICS = [{costs.COST_METRIC: {"Amount": f"{1 + n}.25", "Unit": "USD"}} for n in range(7)]
 
 
 def tenant_id(index: int) -> str:
-    return f"tenant-{index:04d}"
+    return f"tenant-{index:06d}"
 
 
 def account_id(index: int) -> str:
     return f"{100_000_000_000 + index}"
+
+
+def size_key(tenants: int) -> str:
+    return f"t{tenants}"
 
 
 @dataclass(frozen=True)
@@ -95,9 +119,17 @@ class Scenario:
     suspended: int
     findings: int  # Security Hub control findings, one per active tenant
 
+    @classmethod
+    def of(cls, tenants: int) -> Scenario:
+        return cls(tenants, tenants * SUSPENDED_PER_THOUSAND // 1000, tenants)
+
     @property
     def findings_pages(self) -> int:
         return max(1, math.ceil(self.findings / compliance.PAGE_SIZE))
+
+    @property
+    def cost_pages(self) -> int:
+        return COST_PAGES_PER_SERIES * len(costs.SERIES)
 
 
 def minimum_requests(
@@ -116,222 +148,372 @@ def minimum_requests(
     }
 
 
-@contextlib.contextmanager
-def counting_items(dynamodb: Any) -> Iterator[set[tuple[str, str, str]]]:
-    """(table, pk, sk) of every item put with BatchWriteItem while open; retries count once."""
-    written: set[tuple[str, str, str]] = set()
+def cost_pages(tenants: int, days: list[dt.date], dimension: str) -> list[dict[str, Any]]:
+    """Cost Explorer's answer for one series, split into pages by day."""
+    per_page = math.ceil(len(days) / COST_PAGES_PER_SERIES)
+    return [
+        cost_page(tenants, days, dimension, number)
+        for number in range(math.ceil(len(days) / per_page))
+    ]
 
-    def record(params: Mapping[str, Any], **_: Any) -> None:
-        for table, entries in params["RequestItems"].items():
+
+def cost_page(tenants: int, days: list[dt.date], dimension: str, number: int) -> dict[str, Any]:
+    """Page `number` (from 0) of a series; groups share their unchanging parts to stay small."""
+    keys = SERVICES if dimension == costs.SERVICE else REGIONS
+    per_page = math.ceil(len(days) / COST_PAGES_PER_SERIES)
+    first = number * per_page
+    group_keys = [[account_id(index), key] for index in range(tenants) for key in keys]
+    page: dict[str, Any] = {
+        "ResultsByTime": [
+            {
+                "TimePeriod": {
+                    "Start": day.isoformat(),
+                    "End": (day + dt.timedelta(days=1)).isoformat(),
+                },
+                "Total": {},
+                "Groups": [
+                    {"Keys": pair, "Metrics": _COST_METRICS[(position // len(keys)) % 7]}
+                    for position, pair in enumerate(group_keys)
+                ],
+                "Estimated": False,
+            }
+            for day in days[first : first + per_page]
+        ],
+        "DimensionValueAttributes": [],
+    }
+    if first + per_page < len(days):
+        page["NextPageToken"] = f"{dimension.lower()}-page-{number + 2}"
+    return page
+
+
+def finding(index: int) -> dict[str, Any]:
+    """Active tenant `index`'s one control finding: every third one FAILED."""
+    failed = index % 3 == 0
+    return {
+        "Id": f"{account_id(index)}/S3.1/finding",
+        "AwsAccountId": account_id(index),
+        "GeneratorId": "security-control/S3.1",
+        "Severity": {"Label": "MEDIUM" if failed else "INFORMATIONAL"},
+        "Title": "S3 Block Public Access should be enabled",
+        "Resources": [{"Type": "Other", "Id": f"bucket-{index}"}],
+        "Compliance": {"Status": "FAILED" if failed else "PASSED", "SecurityControlId": "S3.1"},
+        "RecordState": "ACTIVE",
+        "Workflow": {"Status": "NEW"},
+    }
+
+
+class ModeledAws:
+    """The scenario's AWS: what the modeled clients answer and what they were asked."""
+
+    def __init__(self, scenario: Scenario, bookkeeping: Any):
+        self.scenario = scenario
+        # DynamoDB's own conditional writes for the run records and the markers (moto).
+        self.bookkeeping = bookkeeping
+        customers = scenario.tenants + scenario.suspended
+        self.customers = [
+            {
+                "customer_id": {"S": tenant_id(index)},
+                "aws_account_id": {"S": account_id(index)},
+                "status": {"S": "active" if index < scenario.tenants else "suspended"},
+            }
+            for index in range(customers)
+        ]
+        # Phase 2 customer items carry more than the three projected attributes.
+        self.scan_pages = scan_pages([DYNAMODB_ITEM_OVERHEAD_BYTES + 120] * customers)
+        self.now = FIRST_RUN
+        self.start_run(FIRST_RUN)
+
+    def start_run(self, now: dt.datetime) -> None:
+        self.now = now
+        self.traffic = Traffic()
+        self.written: set[int] = set()
+        self.queue: list[tuple[float, str]] = []
+
+    def clients(self, timeline: Timeline) -> Clients:
+        return Clients(
+            dynamodb=ModeledDynamoDB(self, timeline),
+            cloudwatch=ModeledCloudWatch(self, timeline),
+            cost_explorer=ModeledCostExplorer(self, timeline),
+            securityhub=ModeledSecurityHub(self, timeline),
+            sqs=ModeledSqs(self, timeline),
+        )
+
+
+class _Modeled(ModeledClient):
+    def __init__(self, aws: ModeledAws, timeline: Timeline):
+        super().__init__(aws.traffic, timeline)
+        self.aws = aws
+
+
+class ModeledDynamoDB(_Modeled):
+    service = "dynamodb"
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        self._request("Scan")
+        number = int(request.get("ExclusiveStartKey", {}).get("page", {}).get("N", "0"))
+        first, end = self.aws.scan_pages[number]
+        page: dict[str, Any] = {
+            "Items": [
+                item for item in self.aws.customers[first:end] if item["status"]["S"] == "active"
+            ]
+        }
+        if number + 1 < len(self.aws.scan_pages):
+            page["LastEvaluatedKey"] = {"page": {"N": str(number + 1)}}
+        return page
+
+    def batch_write_item(self, RequestItems: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        self._request("BatchWriteItem")
+        for table, entries in RequestItems.items():
             for entry in entries:
                 item = entry["PutRequest"]["Item"]
-                written.add((table, item[METRICS.hash_key]["S"], item[METRICS.range_key]["S"]))
+                self.aws.written.add(hash((table, item["pk"]["S"], item["sk"]["S"])))
+            self.aws.traffic.items_written += len(entries)
+            if entries[0]["PutRequest"]["Item"]["pk"]["S"].startswith("#"):
+                self.aws.bookkeeping.batch_write_item(RequestItems={table: entries})
+        return {"UnprocessedItems": {}}
 
-    hook_id = f"bench-items-{id(written)}"
-    event = "provide-client-params.dynamodb.BatchWriteItem"
-    dynamodb.meta.events.register(event, record, unique_id=hook_id)
-    try:
-        yield written
-    finally:
-        dynamodb.meta.events.unregister(event, unique_id=hook_id)
+    def query(self, **request: Any) -> dict[str, Any]:
+        self._request("Query")
+        return self.aws.bookkeeping.query(**request)
+
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        self._request("PutItem")
+        return self.aws.bookkeeping.put_item(**request)
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self._request("UpdateItem")
+        return self.aws.bookkeeping.update_item(**request)
 
 
-def _clients() -> aggregator.Clients:
-    return aggregator.Clients(
-        dynamodb=boto3.client("dynamodb", region_name=REGION),
-        cloudwatch=boto3.client("cloudwatch", region_name=REGION),
-        cost_explorer=boto3.client("ce", region_name=REGION),
-        securityhub=boto3.client("securityhub", region_name=REGION),
-    )
+class ModeledCloudWatch(_Modeled):
+    """One datapoint per active tenant, metric and hour of the window."""
+
+    service = "cloudwatch"
+    _units = {DEFAULT_METRIC_NAMES[key]: BY_KEY[key].unit for key in DEFAULT_METRIC_NAMES}
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        self._request("GetMetricData")
+        hours = list(hours_between(request["StartTime"], request["EndTime"]))
+        queries = request["MetricDataQueries"]
+        datapoints = len(queries) * len(hours)
+        if self.aws.now - request["StartTime"] <= dt.timedelta(hours=3):
+            self.aws.traffic.metric_datapoints_recent += datapoints
+        else:
+            self.aws.traffic.metric_datapoints_older += datapoints
+        results = []
+        for query in queries:
+            metric = query["MetricStat"]["Metric"]
+            index = int(metric["Dimensions"][0]["Value"].removeprefix("tenant-"))
+            scale = GIB if self._units[metric["MetricName"]] == "GB" else 10
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "StatusCode": "Complete",
+                    "Timestamps": hours,
+                    "Values": [float((index % 97 + 1) * scale)] * len(hours),
+                }
+            )
+        return {"MetricDataResults": results}
 
 
-def _seed_customers(clients: aggregator.Clients, scenario: Scenario) -> None:
-    clients.dynamodb.create_table(**create_table_request(METRICS, METRICS_TABLE))
-    clients.dynamodb.create_table(
-        TableName=CUSTOMERS_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
-    )
-    batch_write(
-        clients.dynamodb,
-        CUSTOMERS_TABLE,
-        (
-            {
-                "customer_id": tenant_id(index),
-                "status": "active" if index < scenario.tenants else "suspended",
-                "aws_account_id": account_id(index),
-                "name": f"Customer {index}",
-            }
-            for index in range(scenario.tenants + scenario.suspended)
+class ModeledCostExplorer(_Modeled):
+    service = "cost-explorer"
+
+    def get_cost_and_usage(self, **request: Any) -> dict[str, Any]:
+        self._request("GetCostAndUsage")
+        period = request["TimePeriod"]
+        first = dt.date.fromisoformat(period["Start"])
+        count = (dt.date.fromisoformat(period["End"]) - first).days
+        days = [first + dt.timedelta(days=n) for n in range(count)]
+        token = request.get("NextPageToken")
+        number = int(token.rsplit("-", 1)[1]) - 1 if token else 0
+        dimension = request["GroupBy"][1]["Key"]
+        return cost_page(self.aws.scenario.tenants, days, dimension, number)
+
+
+class ModeledSecurityHub(_Modeled):
+    service = "securityhub"
+
+    def get_findings(self, **request: Any) -> dict[str, Any]:
+        self._request("GetFindings")
+        first = int(request.get("NextToken", "0"))
+        end = min(first + request["MaxResults"], self.aws.scenario.findings)
+        page: dict[str, Any] = {"Findings": [finding(index) for index in range(first, end)]}
+        if end < self.aws.scenario.findings:
+            page["NextToken"] = str(end)
+        return page
+
+
+class ModeledSqs(_Modeled):
+    service = "sqs"
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self._request("SendMessageBatch")
+        self.aws.queue += [(self.timeline.now, entry["MessageBody"]) for entry in Entries]
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+def bench_settings(scaling: AggregatorSettings) -> aggregator.Settings:
+    return aggregator.Settings(
+        metrics_table=METRICS_TABLE,
+        customers_table=CUSTOMERS_TABLE,
+        usage_source=UsageSource(DEFAULT_NAMESPACE, DEFAULT_TENANT_DIMENSION, DEFAULT_METRIC_NAMES),
+        write_concurrency=scaling.write_concurrency,
+        sharding=Sharding(
+            queue_url=SHARD_QUEUE_URL,
+            threshold=scaling.shard_threshold_tenants,
+            tenants_per_shard=scaling.tenants_per_shard,
         ),
     )
 
 
-def _seed_usage(clients: aggregator.Clients, scenario: Scenario, hours: list[dt.datetime]) -> None:
-    """One datapoint per active tenant, metric and hour, five minutes into the hour.
-
-    Suspended tenants publish nothing: each datapoint in the window makes
-    moto's GetMetricData slower for every query, whoever it belongs to.
-    """
-    names = DEFAULT_METRIC_NAMES
-    datapoints = [
-        {
-            "MetricName": names[metric.key],
-            "Dimensions": [{"Name": DEFAULT_TENANT_DIMENSION, "Value": tenant_id(index)}],
-            "Timestamp": hour + dt.timedelta(minutes=5),
-            "Value": float((index % 97 + 1) * (GIB if metric.unit == "GB" else 10)),
-        }
-        for hour in hours
-        for index in range(scenario.tenants)
-        for metric in USAGE_METRICS
-    ]
-    for start in range(0, len(datapoints), PUT_METRIC_DATA_LIMIT):
-        clients.cloudwatch.put_metric_data(
-            Namespace=DEFAULT_NAMESPACE,
-            MetricData=datapoints[start : start + PUT_METRIC_DATA_LIMIT],
-        )
-
-
-def cost_pages(tenants: int, days: list[dt.date], dimension: str) -> list[dict[str, Any]]:
-    """Cost Explorer's answer for one series, split into pages by day."""
-    keys = SERVICES if dimension == costs.SERVICE else REGIONS
-    per_page = math.ceil(len(days) / COST_PAGES_PER_SERIES)
-    pages = []
-    for page_index, first in enumerate(range(0, len(days), per_page)):
-        page: dict[str, Any] = {
-            "ResultsByTime": [
-                {
-                    "TimePeriod": {
-                        "Start": day.isoformat(),
-                        "End": (day + dt.timedelta(days=1)).isoformat(),
-                    },
-                    "Total": {},
-                    "Groups": [
-                        {
-                            "Keys": [account_id(index), key],
-                            "Metrics": {
-                                costs.COST_METRIC: {"Amount": f"{1 + index % 7}.25", "Unit": "USD"}
-                            },
-                        }
-                        for index in range(tenants)
-                        for key in keys
-                    ],
-                    "Estimated": False,
-                }
-                for day in days[first : first + per_page]
-            ],
-            "DimensionValueAttributes": [],
-        }
-        if first + per_page < len(days):
-            page["NextPageToken"] = f"{dimension.lower()}-page-{page_index + 2}"
-        pages.append(page)
-    return pages
-
-
-def _seed_costs(scenario: Scenario, today: dt.date) -> int:
-    """Queues the pages in the order the run asks for them; returns how many there are."""
-    first_day, last_day = costs.recent_days(today)
-    days = [first_day + dt.timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    pages = [
-        page for dimension in costs.SERIES for page in cost_pages(scenario.tenants, days, dimension)
-    ]
-    response = requests.post(CE_RESULTS_URL, json={"results": pages}, timeout=30)
-    response.raise_for_status()
-    return len(pages)
-
-
-def _seed_findings(clients: aggregator.Clients, scenario: Scenario, at: dt.datetime) -> None:
-    """One control finding per active tenant: every third one FAILED."""
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    findings = [
-        {
-            "SchemaVersion": "2018-10-08",
-            "Id": f"{account_id(index)}/S3.1/finding",
-            "ProductArn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
-            "GeneratorId": "security-control/S3.1",
-            "AwsAccountId": account_id(index),
-            "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
-            "CreatedAt": stamp,
-            "UpdatedAt": stamp,
-            "Severity": {"Label": "MEDIUM" if index % 3 == 0 else "INFORMATIONAL"},
-            "Title": "S3 Block Public Access should be enabled",
-            "Description": "S3 Block Public Access should be enabled",
-            "Resources": [{"Type": "Other", "Id": f"bucket-{index}"}],
-            "Compliance": {
-                "Status": "FAILED" if index % 3 == 0 else "PASSED",
-                "SecurityControlId": "S3.1",
-            },
-            "RecordState": "ACTIVE",
-            "Workflow": {"Status": "NEW"},
-        }
-        for index in range(scenario.findings)
-    ]
-    for start in range(0, len(findings), FINDINGS_PER_IMPORT):
-        clients.securityhub.batch_import_findings(
-            Findings=findings[start : start + FINDINGS_PER_IMPORT]
-        )
-
-
-def _observed_run(
-    clients: aggregator.Clients,
-    scenario: Scenario,
-    now: dt.datetime,
-    cost_pages: int | None,
+def _modeled_run(
+    aws: ModeledAws, now: dt.datetime, costs_due: bool, scaling: AggregatorSettings
 ) -> dict[str, Any]:
-    """One run; `cost_pages` is what Cost Explorer holds when costs are due, None when not."""
-    with counting_requests(clients.each()) as sent, counting_items(clients.dynamodb) as items:
-        summary = aggregator.run(now=now, clients=clients, settings=SETTINGS)
+    """One run at `now`: the coordinator, then every shard it sent; counts, minimum, modeled time."""
+    aws.start_run(now)
+    settings = bench_settings(scaling)
+    coordinator = Timeline()
+    started = time.process_time()
+    summary = aggregator.run(
+        now=now,
+        clients=aws.clients(coordinator),
+        settings=settings,
+        executor_factory=lanes_on(coordinator),
+    )
+    coordinator_cpu = time.process_time() - started
+    shard_settings = ShardSettings(usage=settings.usage, max_attempts=scaling.shard_max_attempts)
+    durations, shard_cpu, finished = [], [], summary.get("run")
+    for number, (_, body) in enumerate(aws.queue):
+        shard = Timeline()
+        started = time.process_time()
+        processed = aggregator_shard.process(
+            [
+                {
+                    "messageId": str(number),
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                }
+            ],
+            now=now,
+            settings=shard_settings,
+            clients=dataclasses.replace(
+                aws.clients(shard), cost_explorer=None, securityhub=None, sqs=None
+            ),
+            executor_factory=lanes_on(shard),
+        )
+        if processed.retry:
+            raise RuntimeError(f"shard {number} failed in the bench: {processed.response()}")
+        finished = (processed.finished_runs or [finished])[0]
+        durations.append(shard.now)
+        shard_cpu.append(time.process_time() - started)
+    spans = invocations_schedule(
+        [sent for sent, _ in aws.queue], durations, scaling.shard_concurrency
+    )
+    wall = max([coordinator.now, *(end for _, end in spans)])
+    floors = {name: round(seconds, 1) for name, seconds in aws.traffic.floors().items()}
+
+    status = (finished or summary)["status"]
     first = dt.datetime.fromisoformat(summary["first_hour"]).date()
     last = dt.datetime.fromisoformat(summary["last_hour"]).date()
-    due = cost_pages is not None
+    tenants = aws.scenario.tenants
     minimum = minimum_requests(
-        tenants=scenario.tenants,
+        tenants=tenants,
         days_processed=(last - first).days + 1,
-        items_written=len(items),
-        cost_pages=cost_pages or 0,
-        findings_pages=scenario.findings_pages if due else 0,
+        items_written=len(aws.written),
+        cost_pages=aws.scenario.cost_pages if costs_due else 0,
+        findings_pages=aws.scenario.findings_pages if costs_due else 0,
     )
-    made = dict(sorted(sent.items()))
+    made = dict(sorted(aws.traffic.requests.items()))
+    usage_timeout = AGGREGATOR_SHARD.timeout_seconds if durations else AGGREGATOR.timeout_seconds
+    usage_seconds = max(durations) if durations else coordinator.now
     return {
         "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "costs_due": due,
-        "status": summary["status"],
+        "costs_due": costs_due,
+        "status": status,
         "tenants": summary["tenants"],
-        "items_written": len(items),
+        "shards": len(durations),
+        "items_written": len(aws.written),
         "requests": made,
         "requests_total": sum(made.values()),
         "minimum": minimum,
         "minimum_total": sum(minimum.values()),
         "ratio": round(sum(made.values()) / sum(minimum.values()), 4),
+        "modeled_seconds": {
+            "coordinator": round(coordinator.now, 1),
+            "slowest_shard": round(max(durations, default=0.0), 1),
+            "coordinator_plus_slowest_shard": round(
+                coordinator.now + max(durations, default=0.0), 1
+            ),
+            "shards_done": round(max((end for _, end in spans), default=0.0), 1),
+            "wall": round(max(wall, *floors.values()), 1),
+            "quota_floors": floors,
+        },
+        # Not modeled: the Python time the code itself took here (a Lambda at 1,024 MB
+        # has about 0.6 of a vCPU), for scale against the modeled request time.
+        "cpu_seconds_here": {
+            "coordinator": round(coordinator_cpu, 2),
+            "slowest_shard": round(max(shard_cpu, default=0.0), 2),
+        },
+        # The invocations that aggregate usage: the shards, or the one invocation.
+        "largest_timeout_share": round(usage_seconds / usage_timeout, 3),
+        "coordinator_timeout_share": round(coordinator.now / AGGREGATOR.timeout_seconds, 3),
+    }
+
+
+def measure_size(tenants: int, scaling: AggregatorSettings, progress: Progress) -> dict[str, Any]:
+    scenario = Scenario.of(tenants)
+    with mock_aws():
+        bookkeeping = boto3.client("dynamodb", region_name=REGION)
+        bookkeeping.create_table(**create_table_request(METRICS, METRICS_TABLE))
+        aws = ModeledAws(scenario, bookkeeping)
+        due = _modeled_run(aws, FIRST_RUN, True, scaling)
+        not_due = _modeled_run(aws, SECOND_RUN, False, scaling)
+    for run in (due, not_due):
+        modeled = run["modeled_seconds"]
+        progress(
+            f"  {tenants:,} tenants, costs {'due' if run['costs_due'] else 'not due'}: "
+            f"{run['requests_total']:,} requests (minimum {run['minimum_total']:,}), "
+            f"{run['shards']} shards, modeled {modeled['wall']:.0f} s"
+        )
+    return {
+        "tenants": tenants,
+        "suspended_tenants": scenario.suspended,
+        "shards": max(due["shards"], not_due["shards"]),
+        "calls_vs_minimum": max(due["ratio"], not_due["ratio"]),
+        "modeled_wall_seconds": max(
+            due["modeled_seconds"]["wall"], not_due["modeled_seconds"]["wall"]
+        ),
+        "modeled_wall_seconds_costs_not_due": not_due["modeled_seconds"]["wall"],
+        "largest_timeout_share": max(
+            due["largest_timeout_share"], not_due["largest_timeout_share"]
+        ),
+        "ce_calls_when_not_due": not_due["requests"].get(GET_COST_AND_USAGE, 0),
+        "runs": {"costs_due": due, "costs_not_due": not_due},
     }
 
 
 def measure(
-    tenants: int = TENANTS, suspended: int = SUSPENDED_TENANTS, progress: Progress = say
+    sizes: tuple[int, ...] = SIZES,
+    scaling: AggregatorSettings | None = None,
+    progress: Progress = say,
 ) -> dict[str, Any]:
-    """Both runs against a fresh moto: the `aggregator` section of the results."""
+    """Every size: the `aggregator` section of the results."""
     use_offline_environment()
-    scenario = Scenario(tenants=tenants, suspended=suspended, findings=tenants)
-    with mock_aws():
-        clients = _clients()
-        _seed_customers(clients, scenario)
-        _seed_usage(clients, scenario, [floor_hour(run) - HOUR for run in (FIRST_RUN, SECOND_RUN)])
-        cost_pages = _seed_costs(scenario, FIRST_RUN.date())
-        _seed_findings(clients, scenario, FIRST_RUN)
-        progress(f"  seeded {tenants:,} active and {suspended:,} suspended tenants")
-        due = _observed_run(clients, scenario, FIRST_RUN, cost_pages)
-        progress(f"  costs due: {due['requests_total']} requests, minimum {due['minimum_total']}")
-        not_due = _observed_run(clients, scenario, SECOND_RUN, None)
-        progress(
-            f"  costs not due: {not_due['requests_total']} requests,"
-            f" minimum {not_due['minimum_total']}"
-        )
+    scaling = scaling or load_stack_settings("production").aggregator
+    results = {size_key(size): measure_size(size, scaling, progress) for size in sizes}
     return {
-        "tenants": due["tenants"],
-        "suspended_tenants": suspended,
-        "calls_vs_minimum": max(due["ratio"], not_due["ratio"]),
-        "ce_calls_when_not_due": not_due["requests"].get(GET_COST_AND_USAGE, 0),
+        "calls_vs_minimum": max(result["calls_vs_minimum"] for result in results.values()),
+        "ce_calls_when_not_due": max(r["ce_calls_when_not_due"] for r in results.values()),
+        **results,
         "minimum_formula": MINIMUM_FORMULA,
-        "runs": {"costs_due": due, "costs_not_due": not_due},
+        "settings": dataclasses.asdict(scaling),
+        "model": {
+            "latency_seconds": dict(LATENCY_SECONDS),
+            "cold_start_seconds": COLD_START_SECONDS,
+            "get_metric_data_tps": GET_METRIC_DATA_TPS,
+            "get_metric_data_dps": [GET_METRIC_DATA_RECENT_DPS, GET_METRIC_DATA_OLDER_DPS],
+            "table_write_units_per_second": TABLE_WRITE_UNITS_PER_SECOND,
+            "sources": "bench/aws_model.py",
+        },
     }

@@ -185,21 +185,21 @@ class _Run:
     def refresh_costs(
         self, first_day: dt.date, last_day: dt.date, tenant_by_account: Mapping[str, str]
     ) -> bool:
+        # Pages are read as they are parsed: with many linked accounts a series
+        # is far larger than the costs it adds up to.
+        cost_pages = {
+            dimension: pages(
+                self.clients.cost_explorer.get_cost_and_usage,
+                costs.cost_request(first_day, last_day, dimension),
+                "NextPageToken",
+            )
+            for dimension in costs.SERIES
+        }
         try:
-            cost_pages = {
-                dimension: list(
-                    pages(
-                        self.clients.cost_explorer.get_cost_and_usage,
-                        costs.cost_request(first_day, last_day, dimension),
-                        "NextPageToken",
-                    )
-                )
-                for dimension in costs.SERIES
-            }
+            result = costs.tenant_costs(cost_pages, tenant_by_account, first_day, last_day)
         except AWS_ERRORS as error:
             logger.error("cost explorer read failed", extra={"error": error_code(error)})
             return False
-        result = costs.tenant_costs(cost_pages, tenant_by_account, first_day, last_day)
         for tenant, reason in result.failed.items():
             self.failures.fail([tenant], reason)
         for tenant, days in result.costs.items():

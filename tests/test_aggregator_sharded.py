@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handlers import aggregator, aggregator_shard
 from handlers.shared import env
 from handlers.shared.aggregation.shards import ShardTask
 from handlers.shared.aggregator.ledger import Participation, RunLedger
 from handlers.shared.aggregator.runtime import Sharding, ShardSettings
-from handlers.shared.dynamo import BatchWriter
+from handlers.shared.dynamo import BatchWriter, serialize
 from handlers.shared.telemetry import counting_requests
 from local.shards import InProcessShards
 from tests.test_aggregator import (
@@ -486,3 +489,33 @@ def test_an_item_put_twice_before_its_request_is_sent_once():
         writer.put({"pk": "a", "sk": "2"})
     assert dynamo.requests == [["a", "a"]]
     assert writer.items_written == 2
+
+
+attribute_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**40), 10**40)
+    | st.decimals(allow_nan=True, allow_infinity=True, places=None)
+    | st.text(max_size=5)
+    | st.frozensets(st.text(max_size=3), min_size=1).map(set)
+    | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), attribute_values, max_size=4))
+def test_items_serialise_exactly_as_boto3_would(item):
+    reference = TypeSerializer()
+
+    def outcome(serialise):
+        try:
+            return serialise()
+        except (TypeError, ArithmeticError) as error:  # the same refusal, same values
+            return type(error)
+
+    assert outcome(lambda: serialize(item)) == outcome(
+        lambda: {key: reference.serialize(value) for key, value in item.items()}
+    )

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 BATCH_WRITE_LIMIT = 25
@@ -44,7 +44,29 @@ def to_number(value: float | int | Decimal, places: int = 6) -> Decimal:
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
+    return {key: _attribute(value) for key, value in item.items()}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    """boto3's TypeSerializer, several times faster on the types items are made of.
+
+    The aggregator serialises about 8 attributes per item and up to a million
+    items per run; strings, numbers, maps and lists take the short path (with
+    the same number checks), anything else goes to TypeSerializer.
+    """
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:
+        number = str(DYNAMODB_CONTEXT.create_decimal(value))
+        if number in ("Infinity", "NaN"):
+            raise TypeError("Infinity and NaN not supported")
+        return {"N": number}
+    if kind is dict:
+        return {"M": {key: _attribute(entry) for key, entry in value.items()}}
+    if kind is list:
+        return {"L": [_attribute(entry) for entry in value]}
+    return _serializer.serialize(value)
 
 
 def deserialize(attributes: Mapping[str, Any]) -> dict[str, Any]:
