@@ -129,12 +129,6 @@ class QueueNames:
         )
 
 
-def _redrive_to(dead_letter: aws.sqs.Queue, max_receives: int) -> pulumi.Output[str]:
-    return dead_letter.arn.apply(
-        lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives})
-    )
-
-
 def integration_timeout_ms(spec: FunctionSpec) -> int:
     """As long as the function may run, within API Gateway's limit.
 
@@ -248,37 +242,53 @@ class AnalyticsApi(pulumi.ComponentResource):
             names.async_failures,
             message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         )
-        self.report_jobs_dead_letter_queue = self._queue(
-            f"{name}-report-jobs-dlq",
-            names.report_jobs_dead_letter,
-            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
-        )
-        self.report_jobs_queue = self._queue(
+        self.report_jobs_queue, self.report_jobs_dead_letter_queue = self._work_queue(
             f"{name}-report-jobs",
             names.report_jobs,
-            visibility_timeout_seconds=VISIBILITY_TIMEOUT_MULTIPLE * REPORT_ENGINE.timeout_seconds,
-            message_retention_seconds=REPORT_JOBS_RETENTION_SECONDS,
-            redrive_policy=_redrive_to(
-                self.report_jobs_dead_letter_queue, REPORT_JOBS_MAX_RECEIVES
-            ),
+            names.report_jobs_dead_letter,
+            consumer=REPORT_ENGINE,
+            retention_seconds=REPORT_JOBS_RETENTION_SECONDS,
+            max_receives=REPORT_JOBS_MAX_RECEIVES,
         )
-        self.aggregator_shards_dead_letter_queue = self._queue(
-            f"{name}-aggregator-shards-dlq",
-            names.aggregator_shards_dead_letter,
-            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
-        )
-        self.aggregator_shards_queue = self._queue(
+        # The shard's last delivery records it failed; only a shard that cannot even
+        # do that (a crash, a timeout) is moved to the dead-letter queue.
+        self.aggregator_shards_queue, self.aggregator_shards_dead_letter_queue = self._work_queue(
             f"{name}-aggregator-shards",
             names.aggregator_shards,
-            visibility_timeout_seconds=VISIBILITY_TIMEOUT_MULTIPLE
-            * AGGREGATOR_SHARD.timeout_seconds,
-            message_retention_seconds=AGGREGATOR_SHARDS_RETENTION_SECONDS,
-            # The shard's last delivery records it failed; only a shard that cannot
-            # even do that (a crash, a timeout) is moved to the dead-letter queue.
-            redrive_policy=_redrive_to(
-                self.aggregator_shards_dead_letter_queue, settings.aggregator.shard_max_attempts
+            names.aggregator_shards_dead_letter,
+            consumer=AGGREGATOR_SHARD,
+            retention_seconds=AGGREGATOR_SHARDS_RETENTION_SECONDS,
+            max_receives=settings.aggregator.shard_max_attempts,
+        )
+
+    def _work_queue(
+        self,
+        resource_name: str,
+        queue_name: str,
+        dead_letter_name: str,
+        *,
+        consumer: FunctionSpec,
+        retention_seconds: int,
+        max_receives: int,
+    ) -> tuple[aws.sqs.Queue, aws.sqs.Queue]:
+        """A queue feeding `consumer`, and the dead-letter queue it redrives to."""
+        dead_letter = self._queue(
+            f"{resource_name}-dlq",
+            dead_letter_name,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        )
+        queue = self._queue(
+            resource_name,
+            queue_name,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_MULTIPLE * consumer.timeout_seconds,
+            message_retention_seconds=retention_seconds,
+            redrive_policy=dead_letter.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}
+                )
             ),
         )
+        return queue, dead_letter
 
     def _queue(self, resource_name: str, queue_name: str, **settings: Any) -> aws.sqs.Queue:
         """An encrypted queue that refuses requests without TLS."""
