@@ -400,6 +400,9 @@ def test_the_shard_handler_reports_only_the_messages_to_retry(clients, monkeypat
     [
         "not json",
         '{"run_id": "r"}',
+        ShardTask("r", "1", "hourly", NOW, hour(23, 13), hour(23, 13), ("acme",))
+        .to_message()
+        .replace('["acme"]', '"acme"'),
         ShardTask("r", "1", "hourly", NOW, hour(23, 13), hour(23, 13), ("#bad",)).to_message(),
         ShardTask("r", "1", "hourly", NOW, hour(20, 0), hour(23, 13), ("acme",)).to_message(),
         ShardTask("r", "1", "sideways", NOW, hour(23, 13), hour(23, 13), ("acme",)).to_message(),

@@ -103,7 +103,7 @@ class ShardTask:
                 now=_utc(document["now"]),
                 first_hour=_utc(document["first_hour"]),
                 last_hour=_utc(document["last_hour"]),
-                tenants=tuple(document["tenants"]),
+                tenants=_tenant_list(document["tenants"]),
             )
         except (json.JSONDecodeError, TypeError, KeyError, ValueError) as error:
             raise InvalidShardMessage(f"not a shard message: {error}") from None
@@ -127,6 +127,12 @@ def _text(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 128:
         raise ValueError(f"expected an id of 1 to 128 characters, got {value!r}")
     return value
+
+
+def _tenant_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"tenants must be a list, got {type(value).__name__}")
+    return tuple(value)
 
 
 def _utc(value: Any) -> dt.datetime:
