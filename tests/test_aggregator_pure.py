@@ -425,7 +425,7 @@ def test_bad_sharding_variables_fail_loudly_naming_the_variable(monkeypatch, nam
 # -- shards ---------------------------------------------------------------------------
 
 
-@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.settings(max_examples=60)
 @given(
     tenant_count=st.integers(1, 400),
     per_shard=st.sampled_from([125, 250]),
