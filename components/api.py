@@ -2,8 +2,10 @@
 
 Every function is deployed by components.function_deployment (catalogue
 sizing, a role of its own, logging to the group AnalyticsObservability created
-for it). The HTTP API sends every route through the Lambda authorizer; each
-function may be invoked only by the API routes (or schedule) that call it.
+for it). The HTTP API deploys handlers/shared/routes.py: every route goes
+through the Lambda authorizer except the unauthenticated ones listed there
+(the CORS preflight); each function may be invoked only by the API routes (or
+schedule) that call it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from components.observability import ACCESS_LOG_KEY
 from components.packaging import layer_archive
 from components.settings import StackSettings
 from handlers.shared import env
-from handlers.shared.routes import DEPLOYED_ROUTES
+from handlers.shared.api_gateway import cors_configuration
+from handlers.shared.routes import CUSTOM, DEPLOYED_ROUTES
 
 # API Gateway gives up on an HTTP API integration after 30 s.
 MAX_INTEGRATION_TIMEOUT_MS = 30_000
@@ -395,17 +398,19 @@ class AnalyticsApi(pulumi.ComponentResource):
     def _http_api(self, name: str, args: AnalyticsApiArgs) -> None:
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
+        # API Gateway adds these headers to every response for a configured
+        # origin (handlers.shared.api_gateway, which the local front door uses).
+        cors = cors_configuration(settings.cors_allowed_origins)
         self.api = aws.apigatewayv2.Api(
             f"{name}-http",
             name=f"{settings.name_prefix}-analytics-api",
             description="SecureBase multi-tenant usage, cost and compliance analytics",
             protocol_type="HTTP",
-            # API Gateway answers preflight requests itself, before the authorizer.
             cors_configuration=aws.apigatewayv2.ApiCorsConfigurationArgs(
-                allow_origins=list(settings.cors_allowed_origins),
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "idempotency-key"],
-                max_age=600,
+                allow_origins=list(cors.allow_origins),
+                allow_methods=list(cors.allow_methods),
+                allow_headers=list(cors.allow_headers),
+                max_age=cors.max_age_seconds,
             ),
             opts=child,
         )
@@ -451,14 +456,15 @@ class AnalyticsApi(pulumi.ComponentResource):
         }
         routes = []
         for route in DEPLOYED_ROUTES:
+            authorized = route.authorization == CUSTOM
             routes.append(
                 aws.apigatewayv2.Route(
                     f"{name}-route-{route.slug}",
                     api_id=self.api.id,
                     route_key=route.key,
                     target=pulumi.Output.concat("integrations/", integrations[route.function].id),
-                    authorization_type="CUSTOM",
-                    authorizer_id=authorizer.id,
+                    authorization_type=route.authorization,
+                    authorizer_id=authorizer.id if authorized else None,
                     opts=child,
                 )
             )

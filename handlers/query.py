@@ -1,5 +1,8 @@
 """The query API: GET /analytics/usage, /analytics/compliance and /analytics/costs.
 
+It also answers the CORS preflight route (`OPTIONS /{proxy+}`, without the
+authorizer): 204, with no AWS call.
+
 API Gateway HTTP API, payload 2.0, behind the JWT authorizer: the tenant is
 the authorizer's `customer_id` and nothing else (a `customer_id` query
 parameter is ignored). A request costs one cache read; on a miss, one Query
@@ -16,7 +19,14 @@ from typing import Any
 import boto3
 
 from handlers.shared import analytics, env, telemetry
-from handlers.shared.http import Request, Route, bad_request, handle, json_response
+from handlers.shared.http import (
+    PREFLIGHT_ROUTES,
+    Request,
+    Route,
+    bad_request,
+    handle,
+    json_response,
+)
 from handlers.shared.metrics_reader import MetricsReader
 from handlers.shared.periods import parse_period
 from handlers.shared.query_cache import QueryCache, cache_key
@@ -41,7 +51,7 @@ def parse_breakdown(raw: str | None) -> str:
 
 
 class QueryApi:
-    """The three routes over a metrics reader and a response cache."""
+    """The three routes over a metrics reader and a response cache, and the preflight."""
 
     def __init__(
         self,
@@ -73,6 +83,7 @@ class QueryApi:
             f"GET {USAGE_PATH}": self.usage,
             f"GET {COMPLIANCE_PATH}": self.compliance,
             f"GET {COSTS_PATH}": self.costs,
+            **PREFLIGHT_ROUTES,
         }
 
     def usage(self, request: Request) -> dict[str, Any]:

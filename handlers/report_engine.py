@@ -31,9 +31,9 @@ from handlers.shared.http import (
     ApiError,
     Request,
     Route,
-    cors_headers,
     handle,
     json_response,
+    no_content,
     not_found,
 )
 from handlers.shared.reports.ids import new_id
@@ -137,7 +137,7 @@ class ReportEngine:
     def delete_schedule(self, request: Request) -> dict[str, Any]:
         if not self.schedules.delete(request.tenant, request.path_parameters.get("id", "")):
             raise not_found("schedule")
-        return {"statusCode": 204, "headers": cors_headers(request.origin), "body": ""}
+        return no_content(request.origin)
 
     # Scheduled runs
 

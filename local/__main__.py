@@ -1,7 +1,9 @@
 """`python -m local` (`make run`): the whole API on 127.0.0.1:$PORT over an embedded AWS emulator.
 
-Ctrl-C or SIGTERM stops it cleanly at any point, during startup too: what
-was started is stopped, last started first.
+It takes the port first, before anything is started or seeded: a port in
+use ends it at once with one line naming it. Ctrl-C or SIGTERM stops it
+cleanly at any point, during startup too: what was started is stopped, last
+started first.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import signal
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.config import LocalConfig
+
+if TYPE_CHECKING:
+    from local.frontdoor import FrontDoorServer
 
 
 def progress(message: str) -> None:
@@ -32,9 +36,20 @@ def main() -> int:
     started = time.monotonic()
     config = LocalConfig.from_env()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    from local.frontdoor import PortInUse, listen
+
+    try:
+        server = listen(config.port)
+    except PortInUse as taken:
+        print(f"{taken}; set PORT=... (PORT=0 picks a free one)", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"cannot listen on 127.0.0.1:{config.port}: {error.strerror}", file=sys.stderr)
+        return 1
     with contextlib.ExitStack() as running:
+        running.callback(server.server_close)
         try:
-            server = start(config, running, started)
+            start(config, running, started, server)
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
             progress("\nStopping")
@@ -42,9 +57,10 @@ def main() -> int:
 
 
 def start(
-    config: LocalConfig, running: contextlib.ExitStack, started: float
-) -> ThreadingHTTPServer:
-    """Starts every part, registering how to stop it on `running`; returns the server, not yet serving."""
+    config: LocalConfig, running: contextlib.ExitStack, started: float, server: FrontDoorServer
+) -> None:
+    """Starts every part behind the listening `server`, registering how to stop each on
+    `running`; the server is not yet serving."""
     from local.emulator import CORS_ORIGINS, Emulator, provision
 
     emulator = Emulator()
@@ -60,13 +76,13 @@ def start(
 
     seed_and_aggregate(dt.datetime.now(dt.UTC), progress)
 
+    from handlers.shared.api_gateway import cors_configuration
     from local.actions import LOCAL_ACTIONS
-    from local.frontdoor import FrontDoor, serve
+    from local.frontdoor import FrontDoor
     from local.jobs import ReportJobPoller
     from local.token import mint
 
-    server = serve(FrontDoor(CORS_ORIGINS, local_actions=LOCAL_ACTIONS), config.port)
-    running.callback(server.server_close)
+    server.front_door = FrontDoor(cors_configuration(CORS_ORIGINS), local_actions=LOCAL_ACTIONS)
     stop_polling = threading.Event()
     poller = threading.Thread(
         target=ReportJobPoller(os.environ["REPORT_JOBS_QUEUE_URL"]).run,
@@ -96,7 +112,6 @@ def start(
         f" report engine; GET {base_url}/_local/emails lists what it emailed."
     )
     progress("Press Ctrl-C to stop.")
-    return server
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
 """The local front door: API Gateway HTTP API behaviour in front of the real handlers.
 
-For each request it does what the deployed API does: answers CORS preflight,
-matches the route (unknown paths go to the authorized `$default` route), runs
-the real authorizer on the `Authorization` header (missing header: 401,
-denied: 403, as API Gateway answers, with its 300 s result cache), builds the
-payload 2.0 event with the authorizer's context, invokes the handler in
-process and maps its response (status, headers, base64 bodies) back.
+For each request it does what the deployed API does, from the same routes
+and CORS configuration AnalyticsApi deploys: selects the route with
+handlers.shared.api_gateway (the model of API Gateway's route selection and
+CORS; unknown paths go to the authorized `$default` route, browsers'
+preflights to the unauthenticated `OPTIONS /{proxy+}` route), runs the real
+authorizer on routes that have it (missing header: 401, denied: 403, as API
+Gateway answers, with its 300 s result cache), builds the payload 2.0 event
+with the authorizer's context, invokes the handler in process, maps its
+response (status, headers, base64 bodies) back and puts the configured CORS
+headers on it in place of the handler's.
+
+Its own answers (API Gateway's errors, the local routes) carry
+`X-Content-Type-Options: nosniff`, as the handlers' do. It serves each
+connection on a thread of its own, with a listen backlog of 128, so a crowd
+of clients opening new connections is not dropped by the kernel.
 
 Local-only extras, never deployed: `GET /openapi.yaml` and `/openapi.json`
 (the API description), `GET /_local/health`, and the routes in
@@ -15,6 +24,7 @@ Local-only extras, never deployed: `GET /openapi.yaml` and `/openapi.json`
 from __future__ import annotations
 
 import base64
+import errno
 import importlib
 import json
 import logging
@@ -29,8 +39,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from components.functions import ANALYTICS_FUNCTIONS
-from handlers.shared.http import ApiError
-from handlers.shared.routes import resolve
+from handlers.shared import api_gateway
+from handlers.shared.api_gateway import CorsConfiguration, GatewayAnswer
+from handlers.shared.http import NOSNIFF, ApiError
+from handlers.shared.routes import DEPLOYED_ROUTES, Route
 from local.config import ACCOUNT_ID, ENVIRONMENT
 
 logger = logging.getLogger(__name__)
@@ -39,6 +51,8 @@ OPENAPI_PATH = Path(__file__).resolve().parent.parent / "handlers" / "openapi.ya
 API_ID = "local"
 AUTHORIZER_CACHE_SECONDS = 300
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# Connections the kernel queues until they are accepted (socketserver's default is 5).
+LISTEN_BACKLOG = 128
 
 FUNCTIONS = {spec.key: spec for spec in ANALYTICS_FUNCTIONS}
 
@@ -129,9 +143,14 @@ def gateway_error(status: int, message: str) -> HttpResponse:
 
 
 def json_answer(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(
+    return own_answer(
         status, {"Content-Type": "application/json"}, json.dumps(body, default=str).encode()
     )
+
+
+def own_answer(status: int, headers: Mapping[str, str], body: bytes) -> HttpResponse:
+    """A response the front door makes itself rather than a handler."""
+    return HttpResponse(status, {**headers, **NOSNIFF}, body)
 
 
 def query_parameters(raw_query: str) -> dict[str, str]:
@@ -143,14 +162,16 @@ def query_parameters(raw_query: str) -> dict[str, str]:
 
 
 class FrontDoor:
-    """Routes a request through the authorizer to a handler."""
+    """Routes a request through the authorizer to a handler, as the deployed API does."""
 
     def __init__(
         self,
-        cors_origins: tuple[str, ...],
+        cors: CorsConfiguration,
         local_actions: Mapping[str, LocalAction] | None = None,
+        routes: tuple[Route, ...] = DEPLOYED_ROUTES,
     ):
-        self.cors_origins = cors_origins
+        self.cors = cors
+        self.routes = routes
         self.local_actions = dict(local_actions or {})
         self.authorizer_cache = AuthorizerCache()
 
@@ -158,36 +179,46 @@ class FrontDoor:
         local = self._local(request)
         if local is not None:
             return local
-        if request.method == "OPTIONS":
-            return self._preflight(request)
-        route_key, function, path_parameters = resolve(request.method, request.path)
-
-        authorization = request.headers.get("authorization", "")
-        if not authorization:
-            return gateway_error(401, "Unauthorized")
-        decision = self.authorizer_cache.get(authorization)
-        event = self._event(request, route_key, path_parameters, authorizer_context=None)
-        if decision is None:
-            try:
-                decision = invoke(
-                    "authorizer", {**event, "type": "REQUEST", "identitySource": [authorization]}
-                )
-            except Exception:
-                logger.exception("authorizer failed")
-                return gateway_error(500, "Internal Server Error")
-            self.authorizer_cache.put(authorization, decision)
-        if not decision.get("isAuthorized"):
-            return gateway_error(403, "Forbidden")
-
-        event = self._event(
-            request, route_key, path_parameters, authorizer_context=decision.get("context") or {}
+        selected = api_gateway.select(
+            self.routes, self.cors, request.method, request.path, request.headers
         )
+        if isinstance(selected, GatewayAnswer):
+            return own_answer(selected.status, selected.headers, selected.body)
+        route_key, path_parameters = selected.route.key, selected.path_parameters
+
+        authorizer_context: Mapping[str, Any] | None = None
+        if selected.needs_authorizer:
+            authorization = request.headers.get("authorization", "")
+            if not authorization:
+                return gateway_error(401, "Unauthorized")
+            decision = self.authorizer_cache.get(authorization)
+            if decision is None:
+                event = self._event(request, route_key, path_parameters, authorizer_context=None)
+                try:
+                    decision = invoke(
+                        "authorizer",
+                        {**event, "type": "REQUEST", "identitySource": [authorization]},
+                    )
+                except Exception:
+                    logger.exception("authorizer failed")
+                    return gateway_error(500, "Internal Server Error")
+                self.authorizer_cache.put(authorization, decision)
+            if not decision.get("isAuthorized"):
+                return gateway_error(403, "Forbidden")
+            authorizer_context = decision.get("context") or {}
+
+        event = self._event(request, route_key, path_parameters, authorizer_context)
+        function = selected.route.function
         try:
             result = invoke(function, event)
         except Exception:
             logger.exception("handler %s failed", function)
             return gateway_error(500, "Internal Server Error")
-        return self._map_response(result, request)
+        response = self._map_response(result)
+        headers = api_gateway.integration_response_headers(
+            self.cors, request.method, request.headers, response.headers
+        )
+        return HttpResponse(response.status, headers, response.body)
 
     def _local(self, request: HttpRequest) -> HttpResponse | None:
         if request.method == "GET" and request.path in ("/openapi.yaml", "/openapi.json"):
@@ -196,11 +227,9 @@ class FrontDoor:
             document = yaml.safe_load(OPENAPI_PATH.read_text())
             if request.path.endswith(".json"):
                 return json_answer(200, document)
-            return HttpResponse(
-                200, {"Content-Type": "application/yaml"}, OPENAPI_PATH.read_bytes()
-            )
+            return own_answer(200, {"Content-Type": "application/yaml"}, OPENAPI_PATH.read_bytes())
         if request.method == "GET" and request.path == "/_local/health":
-            return HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
+            return json_answer(200, {"status": "ok"})
         action = self.local_actions.get(f"{request.method} {request.path}")
         if action is None:
             return None
@@ -208,21 +237,6 @@ class FrontDoor:
             return json_answer(200, action(query_parameters(request.raw_query)))
         except ApiError as error:
             return json_answer(error.status, {"error": error.message, "code": error.code})
-
-    def _preflight(self, request: HttpRequest) -> HttpResponse:
-        """What API Gateway's CORS configuration answers to a preflight."""
-        origin = request.headers.get("origin")
-        headers = {"Vary": "Origin"}
-        if origin in self.cors_origins:
-            headers.update(
-                {
-                    "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
-                    "Access-Control-Allow-Headers": "authorization,content-type,idempotency-key",
-                    "Access-Control-Max-Age": "600",
-                }
-            )
-        return HttpResponse(204, headers, b"")
 
     def _event(
         self,
@@ -277,10 +291,12 @@ class FrontDoor:
             event["body"] = text_body
         return event
 
-    def _map_response(self, result: Any, request: HttpRequest) -> HttpResponse:
+    def _map_response(self, result: Any) -> HttpResponse:
         """Payload 2.0: a dict with statusCode is a full response, anything else a 200 JSON body."""
         if not (isinstance(result, dict) and "statusCode" in result):
-            return json_answer(200, result)
+            return HttpResponse(
+                200, {"Content-Type": "application/json"}, json.dumps(result, default=str).encode()
+            )
         headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
         body = result.get("body") or ""
         data = (
@@ -289,56 +305,88 @@ class FrontDoor:
         return HttpResponse(int(result["statusCode"]), headers, data)
 
 
-def serve(front_door: FrontDoor, port: int) -> ThreadingHTTPServer:
-    """An HTTP/1.1 server on 127.0.0.1:port (0: any free port), not yet serving."""
+class PortInUse(Exception):
+    """Another process listens on the port."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "securebase-local"
+    def __init__(self, port: int):
+        super().__init__(f"port {port} is in use")
+        self.port = port
 
-        def _dispatch(self) -> None:
-            parts = urlsplit(self.path)
-            raw_length = self.headers.get("Content-Length") or "0"
-            length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else -1
-            if length < 0:
-                response = gateway_error(400, "Bad Request")
-                self.close_connection = True  # the body's end is unknown
-            elif length > MAX_BODY_BYTES:
-                response = gateway_error(413, "Request Entity Too Large")
-                self.rfile.read(length)
-            else:
-                headers: dict[str, str] = {}
-                for name, value in self.headers.items():
-                    key = name.lower()
-                    headers[key] = f"{headers[key]},{value}" if key in headers else value
-                request = HttpRequest(
-                    method=self.command,
-                    path=parts.path,
-                    raw_query=parts.query,
-                    headers=headers,
-                    body=self.rfile.read(length) if length else b"",
-                    source_ip=self.client_address[0],
-                )
-                response = front_door.handle(request)
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
 
-        def __getattr__(self, name: str) -> Any:
-            # Every method (TRACE, PROPFIND, ...) goes through the routes, so one
-            # the API does not serve reaches `$default` and its JSON 404, not
-            # http.server's HTML 501.
-            if name.startswith("do_"):
-                return self._dispatch
-            raise AttributeError(name)
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "securebase-local"
+    # The headers and the body go out as two writes: with Nagle's algorithm the
+    # body would wait for the client's delayed ACK (40 ms on Linux) on every
+    # keep-alive response.
+    disable_nagle_algorithm = True
+    server: FrontDoorServer
 
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.info("%s %s", self.address_string(), format % args)
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        raw_length = self.headers.get("Content-Length") or "0"
+        length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else -1
+        if length < 0:
+            response = gateway_error(400, "Bad Request")
+            self.close_connection = True  # the body's end is unknown
+        elif length > MAX_BODY_BYTES:
+            response = gateway_error(413, "Request Entity Too Large")
+            self.rfile.read(length)
+        else:
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                key = name.lower()
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            request = HttpRequest(
+                method=self.command,
+                path=parts.path,
+                raw_query=parts.query,
+                headers=headers,
+                body=self.rfile.read(length) if length else b"",
+                source_ip=self.client_address[0],
+            )
+            response = self.server.front_door.handle(request)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    def __getattr__(self, name: str) -> Any:
+        # Every method (TRACE, PROPFIND, ...) goes through the routes, so one
+        # the API does not serve reaches `$default` and its JSON 404, not
+        # http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s %s", self.address_string(), format % args)
+
+
+class FrontDoorServer(ThreadingHTTPServer):
+    """HTTP/1.1 on 127.0.0.1, a thread per connection; `front_door` answers the requests."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+    front_door: FrontDoor
+
+
+def listen(port: int) -> FrontDoorServer:
+    """Listens on 127.0.0.1:port (0: any free port), not yet serving: attach a front door,
+    then `serve_forever`. Raises PortInUse when another process has the port."""
+    try:
+        return FrontDoorServer(("127.0.0.1", port), _Handler)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(port) from None
+        raise
+
+
+def serve(front_door: FrontDoor, port: int) -> FrontDoorServer:
+    """A server for `front_door` on 127.0.0.1:port (0: any free port), not yet serving."""
+    server = listen(port)
+    server.front_door = front_door
     return server

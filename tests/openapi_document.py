@@ -80,13 +80,23 @@ def response_location(method: str, path: str, status: int) -> str | None:
 
 
 def assert_conforms(response: requests.Response, method: str, path: str) -> Any:
-    """Asserts the response is documented for the operation and its body matches; returns it."""
+    """Asserts the response is documented for the operation, has the required headers it
+    documents and a matching body; returns the body."""
     location = response_location(method, path, response.status_code)
     assert location is not None, (
         f"{method} {path} answered {response.status_code}, which the description does not list:"
         f" {response.text[:500]}"
     )
     documented: Mapping[str, Any] = resolve(location)
+    for name, header in documented.get("headers", {}).items():
+        header = resolve(header["$ref"]) if "$ref" in header else header
+        if header.get("required"):
+            assert name in response.headers, f"{method} {path} {response.status_code}: no {name}"
+            errors = [
+                e.message
+                for e in Draft202012Validator(header["schema"]).iter_errors(response.headers[name])
+            ]
+            assert not errors, f"{method} {path} {response.status_code} {name}: {errors}"
     if "content" not in documented:
         assert response.content == b"", f"{method} {path} {response.status_code} has a body"
         return None

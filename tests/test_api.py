@@ -1,6 +1,7 @@
 """AnalyticsApi under mocks, for both stacks' real config."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ from components.functions import (
     FunctionSpec,
 )
 from components.packaging import function_archive
-from handlers.shared.routes import DEPLOYED_ROUTES
+from handlers.shared import api_gateway
+from handlers.shared.api_gateway import CorsConfiguration, RouteMatch
+from handlers.shared.routes import DEPLOYED_ROUTES, ROUTES, UNAUTHENTICATED_ROUTE_KEYS, Route
 from tests.pulumi_program import ACCOUNT_ID, ROOT, STACKS, Deployment, Resource, run_program
 
 FUNCTION = "aws:lambda/function:Function"
@@ -46,9 +49,14 @@ EXPECTED_ROUTES = {
     "GET /analytics/schedules": "report-engine",
     "GET /analytics/schedules/{id}": "report-engine",
     "DELETE /analytics/schedules/{id}": "report-engine",
+    # Browsers' CORS preflights, without the authorizer: the query function answers 204.
+    "OPTIONS /{proxy+}": "query",
     # Every other path: the query function answers the API's JSON 404.
     "$default": "query",
 }
+# The only route API Gateway serves without the authorizer. Routes that verify a
+# signed link themselves may join it; nothing else may.
+EXPECTED_UNAUTHENTICATED = ("OPTIONS /{proxy+}",)
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -79,7 +87,7 @@ def test_the_component_owns_the_functions_api_queues_and_schedules(deployment):
     assert all(f.parent == component.urn for f in analytics)
 
 
-def test_every_route_exists_and_goes_through_the_authorizer(deployment):
+def test_every_route_exists_and_all_but_the_preflight_go_through_the_authorizer(deployment):
     authorizer = deployment.one(API_AUTHORIZER)
     integrations = {
         integration.inputs["integrationUri"]: integration
@@ -91,9 +99,79 @@ def test_every_route_exists_and_goes_through_the_authorizer(deployment):
         spec = next(s for s in ANALYTICS_FUNCTIONS if s.key == function_key)
         integration = integrations[function(deployment, spec).outputs["invokeArn"]]
         assert routes[key]["apiId"] == API_ID
-        assert routes[key]["authorizationType"] == "CUSTOM", key
-        assert routes[key]["authorizerId"] == resource_id(authorizer), key
         assert routes[key]["target"] == f"integrations/{resource_id(integration)}", key
+        if key in EXPECTED_UNAUTHENTICATED:
+            assert routes[key]["authorizationType"] == "NONE", key
+            assert "authorizerId" not in routes[key], key
+        else:
+            assert routes[key]["authorizationType"] == "CUSTOM", key
+            assert routes[key]["authorizerId"] == resource_id(authorizer), key
+    unauthenticated = [
+        key for key, inputs in routes.items() if inputs["authorizationType"] != "CUSTOM"
+    ]
+    assert sorted(unauthenticated) == sorted(EXPECTED_UNAUTHENTICATED)
+
+
+def test_the_routes_served_without_the_authorizer_are_listed_in_one_place():
+    assert UNAUTHENTICATED_ROUTE_KEYS == EXPECTED_UNAUTHENTICATED
+
+
+def deployed_gateway(deployment: Deployment) -> tuple[tuple[Route, ...], CorsConfiguration]:
+    """The routes and CORS configuration as deployed, read back into the gateway model."""
+    by_invoke_arn = {
+        function(deployment, spec).outputs["invokeArn"]: spec.key for spec in ANALYTICS_FUNCTIONS
+    }
+    targets = {
+        f"integrations/{resource_id(integration)}": by_invoke_arn[
+            integration.inputs["integrationUri"]
+        ]
+        for integration in deployment.of_type(INTEGRATION)
+    }
+    routes = []
+    for route in deployment.of_type(ROUTE):
+        key = route.inputs["routeKey"]
+        method, path = ("", key) if key == "$default" else key.split(" ", 1)
+        authorization = route.inputs["authorizationType"]
+        routes.append(Route(method, path, targets[route.inputs["target"]], authorization))
+    cors = deployment.one(HTTP_API).inputs["corsConfiguration"]
+    return tuple(routes), CorsConfiguration(
+        allow_origins=tuple(cors["allowOrigins"]),
+        allow_methods=tuple(cors["allowMethods"]),
+        allow_headers=tuple(cors["allowHeaders"]),
+        max_age_seconds=int(cors["maxAge"]),
+    )
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"{[^}]+}", "01M84G0H74RPGX32QJQ4608KD4", path)
+
+
+def test_the_deployed_api_is_the_route_table_and_answers_browsers_preflights(deployment):
+    routes, cors = deployed_gateway(deployment)
+    assert set(routes) == set(DEPLOYED_ROUTES)
+    origin = cors.allow_origins[0]
+    for route in ROUTES:
+        path = concrete(route.path)
+        preflight_headers = {
+            "origin": origin,
+            "access-control-request-method": route.method,
+            "access-control-request-headers": "authorization,content-type",
+        }
+        preflight = api_gateway.select(routes, cors, "OPTIONS", path, preflight_headers)
+        assert isinstance(preflight, RouteMatch)
+        assert (preflight.route.key, preflight.needs_authorizer) == ("OPTIONS /{proxy+}", False)
+        answered = api_gateway.integration_response_headers(cors, "OPTIONS", preflight_headers, {})
+        assert answered["Access-Control-Allow-Origin"] == origin
+        assert route.method in answered["Access-Control-Allow-Methods"].split(",")
+        assert {"authorization", "content-type"} <= set(
+            answered["Access-Control-Allow-Headers"].split(",")
+        )
+        foreign = {**preflight_headers, "origin": "https://evil.example"}
+        assert api_gateway.integration_response_headers(cors, "OPTIONS", foreign, {}) == {}
+        # The request itself still goes through the authorizer.
+        actual = api_gateway.select(routes, cors, route.method, path, {"origin": origin})
+        assert isinstance(actual, RouteMatch)
+        assert (actual.route.key, actual.needs_authorizer) == (route.key, True)
 
 
 def test_the_authorizer_checks_the_authorization_header_and_caches_five_minutes(deployment):
@@ -358,7 +436,7 @@ def test_invoke_permissions_are_scoped_to_the_route_or_authorizer_that_calls(dep
         *(
             (
                 function_key,
-                f"{EXECUTION_ARN}/*/{key.split()[0]}{key.split()[1].replace('{id}', '*')}",
+                f"{EXECUTION_ARN}/*/{key.split()[0]}{re.sub('{[^}]+}', '*', key.split()[1])}",
             )
             for key, function_key in EXPECTED_ROUTES.items()
             if key != "$default"
@@ -368,6 +446,8 @@ def test_invoke_permissions_are_scoped_to_the_route_or_authorizer_that_calls(dep
     assert granted == expected
     assert ("query", f"{EXECUTION_ARN}/*/GET/analytics/usage") in granted
     assert ("reporter", f"{EXECUTION_ARN}/*/GET/analytics/reports/*") in granted
+    # The unauthenticated route may invoke the query function for OPTIONS only.
+    assert ("query", f"{EXECUTION_ARN}/*/OPTIONS/*") in granted
 
 
 @pytest.mark.parametrize("key", ["aggregator", "report-engine", "phase2-monitor"])

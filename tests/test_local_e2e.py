@@ -31,10 +31,18 @@ import yaml
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from handlers.shared.routes import ROUTES, Route
 from local import signals
 from local.config import AUDIENCE, DEFAULT_JWT_SECRET, ISSUER
+from local.emulator import CORS_ORIGINS
 from tests.local_stack import JWT_SECRET, ROOT, LocalStack, local_stack_fixture  # noqa: F401
-from tests.openapi_document import OPENAPI_PATH, assert_conforms, component_validator, document
+from tests.openapi_document import (
+    JSON,
+    OPENAPI_PATH,
+    assert_conforms,
+    component_validator,
+    document,
+)
 
 REPORTS = "/analytics/reports"
 SCHEDULES = "/analytics/schedules"
@@ -43,6 +51,7 @@ SCHEDULE_ID = "/analytics/schedules/{id}"
 METRICS = ("api_calls", "storage_gb", "compute_hours", "data_transfer_gb")
 CATEGORIES = ("compute", "storage", "networking", "other")
 PENDING_TIMEOUT_SECONDS = 60
+PORTAL = CORS_ORIGINS[0]
 
 
 def get(stack: LocalStack, route: str, customer: str = "acme", **params: str) -> Any:
@@ -207,21 +216,44 @@ def test_an_unknown_tenant_gets_zeros_not_errors(local_stack: LocalStack) -> Non
 
 
 def test_responses_carry_cors_headers_for_configured_origins_only(local_stack: LocalStack) -> None:
-    allowed = local_stack.call(
-        "GET", "/analytics/costs", headers={"Origin": "http://localhost:5173"}
-    )
-    assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    allowed = local_stack.call("GET", "/analytics/costs", headers={"Origin": PORTAL})
+    assert allowed.headers["Access-Control-Allow-Origin"] == PORTAL
     assert allowed.headers["Cache-Control"] == "no-store"
     other = local_stack.call("GET", "/analytics/costs", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
-    preflight = local_stack.call(
+
+
+def preflight(local_stack: LocalStack, route: Route, origin: str) -> requests.Response:
+    """What a browser sends before `route` from `origin`: OPTIONS, no token."""
+    return local_stack.call(
         "OPTIONS",
-        "/analytics/reports",
+        re.sub(r"{[^}]+}", "01M84G0H74RPGX32QJQ4608KD4", route.path),
         customer=None,
-        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": route.method,
+            "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+        },
     )
-    assert preflight.status_code == 204
-    assert "idempotency-key" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[route.key for route in ROUTES])
+def test_a_browser_may_call_every_route_from_the_portal_and_from_nowhere_else(
+    local_stack: LocalStack, route: Route
+) -> None:
+    allowed = preflight(local_stack, route, PORTAL)
+    assert (allowed.status_code, allowed.content) == (204, b"")
+    assert allowed.headers["Access-Control-Allow-Origin"] == PORTAL
+    assert route.method in allowed.headers["Access-Control-Allow-Methods"].split(",")
+    assert set(allowed.headers["Access-Control-Allow-Headers"].split(",")) == {
+        "authorization",
+        "content-type",
+        "idempotency-key",
+    }
+    assert allowed.headers["X-Content-Type-Options"] == "nosniff"
+    foreign = preflight(local_stack, route, "https://evil.example")
+    assert foreign.status_code == 204
+    assert not [name for name in foreign.headers if name.lower().startswith("access-control-")]
 
 
 # Tenant isolation
@@ -356,6 +388,7 @@ def test_no_authorization_header_is_unauthorized(local_stack: LocalStack, path: 
     response = local_stack.call("GET", path, customer=None)
     assert response.status_code == 401
     assert response.json() == {"message": "Unauthorized"}
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_bearer_scheme_is_case_insensitive(local_stack: LocalStack) -> None:
@@ -431,9 +464,36 @@ def test_bad_bodies_are_a_400_naming_the_field(
 def test_a_body_that_is_not_a_json_object_is_a_400(
     local_stack: LocalStack, route: str, raw: bytes
 ) -> None:
-    response = local_stack.call("POST", route, data=raw)
+    response = local_stack.call("POST", route, data=raw, headers={"Content-Type": JSON})
     assert response.status_code == 400, response.text
     assert assert_conforms(response, "POST", route)["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("route", [REPORTS, SCHEDULES])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "text/json"]
+)
+def test_a_json_body_sent_as_anything_else_is_a_415(
+    local_stack: LocalStack, route: str, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = local_stack.call("POST", route, data=b'{"format": "csv"}', headers=headers)
+    assert response.status_code == 415, response.text
+    assert assert_conforms(response, "POST", route) == {
+        "error": f"Content-Type must be application/json; got {content_type or ''!r}",
+        "code": "unsupported_media_type",
+    }
+
+
+def test_json_with_a_charset_in_any_case_is_accepted(local_stack: LocalStack) -> None:
+    response = local_stack.call(
+        "POST",
+        REPORTS,
+        data=b'{"format": "csv", "period": "1d"}',
+        headers={"Content-Type": "Application/JSON; charset=UTF-8"},
+    )
+    assert response.status_code in (201, 202), response.text
+    assert assert_conforms(response, "POST", REPORTS)["format"] == "csv"
 
 
 def test_an_invalid_idempotency_key_is_a_400(local_stack: LocalStack) -> None:

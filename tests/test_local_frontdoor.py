@@ -11,10 +11,17 @@ import base64
 import datetime as dt
 import http.client
 import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,24 +38,36 @@ import local.actions
 import local.frontdoor
 import local.jobs
 from handlers import report_engine
+from handlers.shared.api_gateway import cors_configuration
 from handlers.shared.http import ApiError, bad_request
+from handlers.shared.routes import CUSTOM, DEFAULT_ROUTE, DEPLOYED_ROUTES, ROUTES, Route
 from local import token
 from local.actions import parse_moment, run_report_engine
 from local.config import ACCOUNT_ID, AUDIENCE, DEFAULT_JWT_SECRET, ISSUER, REGION
 from local.emulator import sent_emails
 from local.frontdoor import (
+    LISTEN_BACKLOG,
     OPENAPI_PATH,
     AuthorizerCache,
     FrontDoor,
     LambdaContext,
+    PortInUse,
+    listen,
     query_parameters,
     serve,
 )
 from local.jobs import ReportJobPoller
 
+ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://localhost:5173"
 SECRET = "a-test-secret-of-at-least-32-bytes"
 GOOD = "Bearer good-acme"
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+# The route table before browsers' preflights had a route of their own: every
+# route, `$default` included, behind the authorizer.
+TABLE_WITHOUT_PREFLIGHT_ROUTE = tuple(
+    replace(route, authorization=CUSTOM) for route in (*ROUTES, DEFAULT_ROUTE)
+)
 
 
 @dataclass
@@ -68,6 +87,8 @@ class FakeFunctions:
                 tenant = authorization.removeprefix("Bearer good-")
                 return {"isAuthorized": True, "context": {"customer_id": tenant, "sub": "u1"}}
             return {"isAuthorized": False}
+        if event["routeKey"] == "OPTIONS /{proxy+}":
+            return {"statusCode": 204, "headers": {}, "body": ""}  # as handlers.query answers
         answer = self.answers.get(function, {"statusCode": 200, "body": "{}"})
         if isinstance(answer, Exception):
             raise answer
@@ -89,20 +110,37 @@ class Served:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    functions = FakeFunctions()
-    monkeypatch.setattr(local.frontdoor, "invoke", functions.invoke)
-    front_door = FrontDoor((ORIGIN,))
-    server = serve(front_door, 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    port = server.server_address[1]
+def serve_routes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Served]]:
+    """Serves a front door over a route table (the deployed one by default)."""
+    stop: list[Callable[[], None]] = []
+
+    def start(routes: tuple[Route, ...] = DEPLOYED_ROUTES) -> Served:
+        functions = FakeFunctions()
+        monkeypatch.setattr(local.frontdoor, "invoke", functions.invoke)
+        front_door = FrontDoor(cors_configuration((ORIGIN,)), routes=routes)
+        server = serve(front_door, 0)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+
+        def shut() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+        stop.append(shut)
+        port = server.server_address[1]
+        return Served(f"http://127.0.0.1:{port}", port, functions, front_door)
+
     try:
-        yield Served(f"http://127.0.0.1:{port}", port, functions, front_door)
+        yield start
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        for shut in stop:
+            shut()
+
+
+@pytest.fixture
+def served(serve_routes: Callable[..., Served]) -> Served:
+    return serve_routes()
 
 
 def raw_request(port: int, lines: list[str], body: bytes = b"") -> tuple[int, bytes]:
@@ -301,28 +339,114 @@ def test_a_handler_204_has_no_body(served: Served) -> None:
 # What the front door answers itself
 
 
-def test_a_preflight_for_a_configured_origin_is_answered_without_authorization(
-    served: Served,
-) -> None:
+def concrete(path: str) -> str:
+    return re.sub(r"{[^}]+}", "01ABC", path)
+
+
+def assert_preflight_allowed(served: Served, method: str, path: str) -> None:
+    """A browser's preflight for `method path` from the configured origin: 204 with the
+    allow headers, without a token."""
     response = requests.options(
-        f"{served.base_url}/analytics/reports",
-        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+        f"{served.base_url}{path}",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
         timeout=10,
     )
-    assert response.status_code == 204
+    assert response.status_code == 204, response.text
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert response.headers["Access-Control-Allow-Methods"] == "GET,POST,DELETE,OPTIONS"
+    assert method in response.headers["Access-Control-Allow-Methods"].split(",")
     assert response.headers["Access-Control-Allow-Headers"] == (
         "authorization,content-type,idempotency-key"
     )
-    other = requests.options(
+    assert response.headers["Access-Control-Max-Age"] == "600"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[route.key for route in ROUTES])
+def test_a_preflight_for_every_route_reaches_the_preflight_route_without_the_authorizer(
+    served: Served, route: Route
+) -> None:
+    assert_preflight_allowed(served, route.method, concrete(route.path))
+    [(function, event)] = served.functions.events
+    assert function == "query"
+    assert event["routeKey"] == "OPTIONS /{proxy+}"
+    assert event["pathParameters"] == {"proxy": concrete(route.path).lstrip("/")}
+    assert "authorizer" not in event["requestContext"]
+
+
+def test_with_the_old_route_table_the_preflight_meets_the_authorizer(
+    serve_routes: Callable[..., Served],
+) -> None:
+    # The defect this model exists to catch: `$default` takes the preflight to
+    # its authorizer, which answers 401 for want of a token.
+    old = serve_routes(TABLE_WITHOUT_PREFLIGHT_ROUTE)
+    with pytest.raises(AssertionError, match="401"):
+        assert_preflight_allowed(old, "GET", "/analytics/usage")
+    assert old.functions.events == []
+
+
+def test_a_preflight_from_a_foreign_origin_gets_no_allow_headers(served: Served) -> None:
+    response = requests.options(
         f"{served.base_url}/analytics/reports",
-        headers={"Origin": "https://evil.example"},
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         timeout=10,
     )
-    assert other.status_code == 204
-    assert "Access-Control-Allow-Origin" not in other.headers
+    assert response.status_code == 204
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_the_configured_cors_headers_replace_the_handlers(served: Served) -> None:
+    served.functions.answers["query"] = {
+        "statusCode": 200,
+        "headers": {"Access-Control-Allow-Origin": "*", "Vary": "Origin"},
+        "body": "{}",
+    }
+    allowed = served.get("/analytics/usage", headers={"Authorization": GOOD, "Origin": ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert allowed.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Methods" not in allowed.headers  # not a preflight
+    foreign = served.get(
+        "/analytics/usage", headers={"Authorization": GOOD, "Origin": "https://evil.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_without_a_matching_route_api_gateway_answers_preflights_and_404s_itself(
+    serve_routes: Callable[..., Served],
+) -> None:
+    served = serve_routes((Route("GET", "/analytics/usage", "query"),))
+    assert_preflight_allowed(served, "GET", "/analytics/usage")
+    missing = served.get("/analytics/costs", headers={"Authorization": GOOD})
+    assert (missing.status_code, missing.json()) == (404, {"message": "Not Found"})
+    assert missing.headers["X-Content-Type-Options"] == "nosniff"
     assert served.functions.events == []
+
+
+def test_the_front_doors_own_answers_carry_nosniff(served: Served) -> None:
+    answers = [
+        served.get("/analytics/usage"),  # 401
+        served.get("/analytics/usage", headers={"Authorization": "Bearer bad"}),  # 403
+        served.get("/openapi.yaml"),
+        served.get("/openapi.json"),
+        served.get("/_local/health"),
+    ]
+    assert [response.status_code for response in answers] == [401, 403, 200, 200, 200]
+    for response in answers:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    status, _ = raw_request(
+        served.port, ["POST /analytics/reports HTTP/1.1", "Content-Length: ten"]
+    )
+    assert status == 400
+
+
+def test_a_handlers_headers_pass_through_as_it_set_them(served: Served) -> None:
+    served.functions.answers["query"] = {"statusCode": 200, "headers": {"X-Own": "1"}, "body": ""}
+    response = served.get("/analytics/usage", headers={"Authorization": GOOD})
+    assert response.headers["X-Own"] == "1"
+    # API Gateway adds nothing of its own, so neither does the front door.
+    assert "X-Content-Type-Options" not in response.headers
 
 
 def test_the_openapi_description_is_served_as_yaml_and_json(served: Served) -> None:
@@ -532,3 +656,52 @@ def test_the_poller_deletes_the_messages_the_engine_finished(
     else:
         assert finished == 2
         assert [json.loads(message["Body"])["report_id"] for message in left] == ["r2"]
+
+
+# Listening
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_the_kernel_queues_128_connections_before_the_front_door_accepts_them() -> None:
+    # socketserver's default backlog of 5 made 20 clients opening new
+    # connections wait a second for the kernel's SYN retry.
+    server = listen(0)
+    try:
+        port = server.server_address[1]
+        listing = subprocess.run(
+            ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        # State, Recv-Q, Send-Q: for a listening socket Send-Q is its backlog.
+        assert listing[0] == "LISTEN"
+        assert int(listing[2]) == LISTEN_BACKLOG >= 128
+    finally:
+        server.server_close()
+
+
+def test_a_taken_port_is_refused_by_name() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse) as refused:
+            listen(port)
+    assert str(refused.value) == f"port {port} is in use"
+
+
+def test_make_run_on_a_taken_port_says_so_in_one_line_before_starting_anything() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "local"],
+            cwd=ROOT,
+            env={**os.environ, "PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert result.stderr == f"port {port} is in use; set PORT=... (PORT=0 picks a free one)\n"
+    assert result.stdout == ""  # no emulator started, nothing seeded

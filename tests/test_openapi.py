@@ -70,6 +70,38 @@ def test_every_operation_declares_its_path_parameters_and_the_gateway_answers(
     assert operation["operationId"]
 
 
+# API Gateway's own answers, made before any handler runs.
+GATEWAY_RESPONSES = {"Unauthorized", "Forbidden", "TooManyRequests"}
+NOSNIFF_REF = "#/components/headers/X-Content-Type-Options"
+
+
+def test_every_operation_with_a_body_documents_the_415() -> None:
+    with_body = {(method, path) for method, path, op in operations() if "requestBody" in op}
+    assert with_body == {("POST", "/analytics/reports"), ("POST", "/analytics/schedules")}
+    for method, path in with_body:
+        operation = resolve(pointer("paths", path, method.lower()))
+        assert set(operation["requestBody"]["content"]) == {JSON}
+        assert operation["responses"]["415"] == {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+        }
+
+
+def test_every_handler_response_documents_nosniff() -> None:
+    assert resolve(NOSNIFF_REF)["schema"] == {"type": "string", "const": "nosniff"}
+    responses = [
+        (f"{method} {path} {status}", response)
+        for method, path, operation in operations()
+        for status, response in operation["responses"].items()
+        if "$ref" not in response
+    ] + [
+        (name, response)
+        for name, response in document()["components"]["responses"].items()
+        if name not in GATEWAY_RESPONSES
+    ]
+    for where, response in responses:
+        assert response.get("headers") == {"X-Content-Type-Options": {"$ref": NOSNIFF_REF}}, where
+
+
 def _examples() -> list[tuple[str, Any]]:
     """(schema location, example) for every example of a JSON body in the document."""
     found = []

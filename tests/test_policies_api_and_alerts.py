@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
+from handlers.shared.routes import PREFLIGHT_ROUTE, UNAUTHENTICATED_ROUTE_KEYS
 from policies.rules import ALL_POLICIES
+from policy_check.engine import CONFIG_DIR, reconcile
 from tests.test_policies_harness import UNKNOWN, Spec, check_resource, check_stack
 
 POLICIES = {policy.name: policy for policy in ALL_POLICIES}
@@ -62,6 +65,42 @@ def test_the_default_route_needs_authorization_too():
         check("apigateway-route-authorization", ROUTE, route("$default", authorizationType="NONE"))
         != []
     )
+
+
+UNSUBSCRIBE = "GET /links/unsubscribe"
+SIGNED_LINKS = {"signedLinkRoutes": [UNSUBSCRIBE]}
+
+
+def test_a_listed_signed_link_route_may_go_without_the_authorizer():
+    unauthenticated = route(UNSUBSCRIBE, authorizationType="NONE", authorizerId=None)
+    assert (
+        check("apigateway-route-authorization", ROUTE, unauthenticated, config=SIGNED_LINKS) == []
+    )
+    # Listing one route exempts exactly that method and path.
+    for key in ("POST /links/unsubscribe", "GET /links/unsubscribe/x", "GET /links", "$default"):
+        [message] = check(
+            "apigateway-route-authorization",
+            ROUTE,
+            route(key, authorizationType="NONE", authorizerId=None),
+            config=SIGNED_LINKS,
+        )
+        assert f"route {key!r} has authorizationType NONE: anyone can call it" in message
+    # Unlisted, the same route is a violation.
+    assert check("apigateway-route-authorization", ROUTE, unauthenticated) != []
+
+
+@pytest.mark.parametrize("key", ["ANY /links/{proxy+}", "$default", "OPTIONS /links", "/links"])
+def test_a_catch_all_cannot_be_listed_as_a_signed_link_route(key):
+    config = {"apigateway-route-authorization": {"signedLinkRoutes": [key]}}
+    with pytest.raises(jsonschema.ValidationError):
+        reconcile(ALL_POLICIES, config)
+
+
+def test_the_stacks_list_exactly_the_signed_link_routes_of_the_route_table():
+    signed_links = [key for key in UNAUTHENTICATED_ROUTE_KEYS if key != PREFLIGHT_ROUTE.key]
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        config = json.loads(path.read_text())["apigateway-route-authorization"]
+        assert config == {"signedLinkRoutes": signed_links}, path.name
 
 
 ACCESS_FORMAT = json.dumps({"requestId": "$context.requestId", "status": "$context.status"})

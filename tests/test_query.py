@@ -773,3 +773,15 @@ def test_a_request_without_an_authorized_tenant_is_401(stack: Stack) -> None:
     unauthorized["requestContext"]["authorizer"] = {}
     response = handle(unauthorized, stack.api.routes)
     assert response["statusCode"] == 401
+
+
+def test_a_browsers_preflight_is_204_without_a_tenant_or_a_dynamodb_request(stack: Stack) -> None:
+    preflight = event("/analytics/usage", "acme", origin=ORIGIN)
+    preflight["routeKey"] = "OPTIONS /{proxy+}"
+    preflight["requestContext"].pop("authorizer")  # the route has no authorizer
+    preflight["headers"] = {"origin": ORIGIN, "access-control-request-method": "GET"}
+    stack.requests.take()
+    response = handle(preflight, stack.api.routes)
+    assert (response["statusCode"], response["body"]) == (204, "")
+    assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert stack.requests.take() == []

@@ -233,6 +233,17 @@ def test_bad_requests_name_the_parameter_and_allowed_values(api, stack, body, co
     assert stored_reports(stack) == []
 
 
+def test_a_body_not_sent_as_json_is_a_415_and_nothing_is_stored(api, stack):
+    response = call(api, CREATE, body={"format": "csv"}, headers={"content-type": "text/plain"})
+
+    assert response["statusCode"] == 415
+    assert body_of(response) == {
+        "error": "Content-Type must be application/json; got 'text/plain'",
+        "code": "unsupported_media_type",
+    }
+    assert stored_reports(stack) == []
+
+
 def test_bad_page_size_is_rejected(api):
     response = call(api, LIST, query={"limit": "101"})
     assert response["statusCode"] == 400

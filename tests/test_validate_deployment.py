@@ -87,10 +87,22 @@ DEAD_LETTER_QUEUES = (REPORT_JOBS_DLQ, SHARDS_DLQ, ASYNC_FAILURES)
 SESSION = boto3.session.Session()
 
 
+PORTALS = ("https://portal.staging.securebase.example.com", "https://portal.securebase.example.com")
+
+
 class FakeApi(BaseHTTPRequestHandler):
     """API Gateway's answers as the smoke test sees them: 401 without a token."""
 
     broken_paths: set[str] = set()
+    # Origins whose preflights are allowed: each stack's portal.
+    cors_origins: tuple[str, ...] = PORTALS
+
+    def do_OPTIONS(self) -> None:
+        self.send_response(204)
+        if self.headers.get("Origin") in self.cors_origins:
+            self.send_header("Access-Control-Allow-Origin", self.headers["Origin"])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self) -> None:
         if "Authorization" not in self.headers:
@@ -129,6 +141,7 @@ def healthy_api() -> Iterator[None]:
     FakeApi.broken_paths = set()
     yield
     FakeApi.broken_paths = set()
+    FakeApi.cors_origins = PORTALS
 
 
 @dataclass
@@ -444,7 +457,6 @@ def _http_api(d: Deployment, rate_limit: float, burst_limit: int) -> str:
         IdentitySource=["$request.header.Authorization"],
         AuthorizerUri=_invoke_uri(functions["authorizer"]),
     )["AuthorizerId"]
-    routed = {route.key: route.function for route in DEPLOYED_ROUTES}
     integrations = {
         key: gateway.create_integration(
             ApiId=api_id,
@@ -452,15 +464,16 @@ def _http_api(d: Deployment, rate_limit: float, burst_limit: int) -> str:
             IntegrationUri=_function_arn(functions[key]),
             PayloadFormatVersion="2.0",
         )["IntegrationId"]
-        for key in sorted(set(routed.values()))
+        for key in sorted({route.function for route in DEPLOYED_ROUTES})
     }
-    for route_key, function_key in routed.items():
+    for route in DEPLOYED_ROUTES:
+        authorizer = {"AuthorizerId": authorizer_id} if route.authorization == "CUSTOM" else {}
         gateway.create_route(
             ApiId=api_id,
-            RouteKey=route_key,
-            AuthorizationType="CUSTOM",
-            AuthorizerId=authorizer_id,
-            Target=f"integrations/{integrations[function_key]}",
+            RouteKey=route.key,
+            AuthorizationType=route.authorization,
+            Target=f"integrations/{integrations[route.function]}",
+            **authorizer,
         )
     access_logs = d.outputs["log_group_names"]["api-access"]
     gateway.create_stage(
@@ -587,7 +600,7 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
         ALL_FUNCTIONS
     )
     assert sum(n.startswith("route ") for n in names) == len(DEPLOYED_ROUTES)
-    assert sum(c["group"] == "smoke" for c in run.checks) == 10
+    assert sum(c["group"] == "smoke" for c in run.checks) == 11
     # Every bucket but the log bucket logs its access there; every log group has the key.
     assert [n for n in names if n.endswith(": access logs to the log bucket")] == [
         "bucket reports: access logs to the log bucket",
@@ -736,11 +749,40 @@ def _recreate_costs_route(d: Deployment) -> None:
     )
 
 
+PREFLIGHT_ROUTE = "OPTIONS /{proxy+}"
+
+
+def _preflight_authorization(authorized: bool) -> Callable[[Deployment], None]:
+    def change(d: Deployment) -> None:
+        gateway, api_id = d.client("apigatewayv2"), d.outputs["api_id"]
+        routes = gateway.get_routes(ApiId=api_id)["Items"]
+        preflight = next(r for r in routes if r["RouteKey"] == PREFLIGHT_ROUTE)
+        gateway.delete_route(ApiId=api_id, RouteId=preflight["RouteId"])
+        usage = next(r for r in routes if r["RouteKey"] == "GET /analytics/usage")
+        authorizer = (
+            {"AuthorizationType": "CUSTOM", "AuthorizerId": usage["AuthorizerId"]}
+            if authorized
+            else {"AuthorizationType": "NONE"}
+        )
+        gateway.create_route(
+            ApiId=api_id, RouteKey=PREFLIGHT_ROUTE, Target=preflight["Target"], **authorizer
+        )
+
+    return change
+
+
 def _first_alarm(state: str) -> Callable[[Deployment], None]:
     def change(d: Deployment) -> None:
         d.client("cloudwatch").set_alarm_state(
             AlarmName=d.outputs["alarm_names"][0], StateValue=state, StateReason="Threshold Crossed"
         )
+
+    return change
+
+
+def _preflights_allowed_from(origins: tuple[str, ...]) -> Callable[[Deployment], None]:
+    def change(d: Deployment) -> None:
+        FakeApi.cors_origins = origins
 
     return change
 
@@ -795,6 +837,12 @@ BREAKAGES = {
         _delete_costs_route,
         _recreate_costs_route,
     ),
+    "authorized-preflight": Breakage(
+        f"route {PREFLIGHT_ROUTE}: no authorizer, to query",
+        "authorization CUSTOM, expected NONE; authorizer ",
+        _preflight_authorization(authorized=True),
+        _preflight_authorization(authorized=False),
+    ),
     "alarm": Breakage(
         "alarm securebase-staging-analytics-query-errors: present, notifies, not in ALARM",
         "in ALARM since ",
@@ -806,6 +854,13 @@ BREAKAGES = {
         "maxReceiveCount 5, expected 3",
         _shard_receives(5),
         _shard_receives(3),
+    ),
+    "preflight-not-allowed": Breakage(
+        "CORS preflight for GET /analytics/usage from"
+        " https://portal.staging.securebase.example.com: 204, allowed, no token",
+        "HTTP 204 but Access-Control-Allow-Origin is None",
+        _preflights_allowed_from(()),
+        _preflights_allowed_from(PORTALS),
     ),
     "smoke-500": Breakage(
         "GET /analytics/compliance with a token: 200 JSON",
@@ -895,6 +950,8 @@ def test_without_a_token_the_200_checks_are_skipped_and_the_401_checks_still_run
 
     assert run.exit_code == 0
     assert {c["check"]: c["status"] for c in run.checks if c["group"] == "smoke"} == {
+        "CORS preflight for GET /analytics/usage from"
+        " https://portal.staging.securebase.example.com: 204, allowed, no token": "PASS",
         **{f"{key} with a token: 200 JSON": "SKIP" for key in SMOKE_ROUTES},
         **{f"{key} without a token: 401": "PASS" for key in SMOKE_ROUTES},
     }

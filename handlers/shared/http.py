@@ -1,9 +1,11 @@
 """API Gateway HTTP API (payload 2.0) requests and responses, shared by the API handlers.
 
 The tenant comes only from the authorizer's context; a `customer_id` in the
-query string or body is never read. Errors are `{"error", "code"}` JSON with a
-4xx status for anything the client sent; `handle` turns any other exception
-into a logged 500 that reveals nothing.
+query string or body is never read. Only the routes handlers.shared.routes
+lists as unauthenticated (the CORS preflight) are served without one. Errors
+are `{"error", "code"}` JSON with a 4xx status for anything the client sent;
+`handle` turns any other exception into a logged 500 that reveals nothing, and
+puts `X-Content-Type-Options: nosniff` on every response.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from typing import Any
 
 from handlers.shared import env
 from handlers.shared.metrics_layout import is_valid_tenant_id
+from handlers.shared.routes import PREFLIGHT_ROUTE, UNAUTHENTICATED_ROUTE_KEYS
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+JSON_MEDIA_TYPE = "application/json"
+# Browsers must not guess another type (HTML, script) from a body's bytes.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 class ApiError(Exception):
@@ -51,7 +57,7 @@ class Request:
     method: str
     route_key: str  # "GET /analytics/reports/{id}"
     path: str
-    tenant: str
+    tenant: str  # empty only on the unauthenticated routes, which must not read it
     query: Mapping[str, str]
     path_parameters: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
@@ -62,9 +68,18 @@ class Request:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def json_body(self) -> dict[str, Any]:
+        """The body of a route that takes JSON: 413 when too large, 415 unless it is sent as
+        `application/json`, 400 unless it is a JSON object (empty: `{}`)."""
         if len(self.body) > MAX_BODY_BYTES:
             raise ApiError(
                 413, "body_too_large", f"request body must be at most {MAX_BODY_BYTES} bytes"
+            )
+        content_type = self.header("Content-Type")
+        if not is_json_media_type(content_type):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"Content-Type must be {JSON_MEDIA_TYPE}; got {str(content_type or '')[:100]!r}",
             )
         if not self.body.strip():
             return {}
@@ -81,12 +96,25 @@ class Request:
         return self.headers.get(name.lower())
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json`, with any parameters (a charset): RFC 9110 section 8.3.1, "The type
+    and subtype tokens are case-insensitive"; no whitespace around the `/`."""
+    if content_type is None:
+        return False
+    media_type = content_type.split(";", 1)[0].strip(" \t")
+    return media_type.lower() == JSON_MEDIA_TYPE
+
+
 def parse_request(event: Mapping[str, Any]) -> Request:
-    """Reads a payload 2.0 event. Raises ApiError(401) without an authorized tenant."""
+    """Reads a payload 2.0 event. Raises ApiError(401) without an authorized tenant,
+    except on the routes API Gateway serves without the authorizer."""
     context = event.get("requestContext") or {}
     authorizer = (context.get("authorizer") or {}).get("lambda") or {}
     tenant = authorizer.get("customer_id")
-    if not is_valid_tenant_id(tenant):
+    route_key = str(event.get("routeKey") or "")
+    if route_key in UNAUTHENTICATED_ROUTE_KEYS:
+        tenant = ""
+    elif not is_valid_tenant_id(tenant):
         # API Gateway only calls us after the authorizer allowed the request;
         # reaching here means a misconfigured route, never a client input.
         raise ApiError(401, "unauthorized", "the request carries no authorized tenant")
@@ -102,7 +130,7 @@ def parse_request(event: Mapping[str, Any]) -> Request:
         body = raw_body.encode("utf-8")
     return Request(
         method=str(http.get("method") or "GET").upper(),
-        route_key=str(event.get("routeKey") or ""),
+        route_key=route_key,
         path=str(http.get("path") or event.get("rawPath") or ""),
         tenant=tenant,
         query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
@@ -164,11 +192,29 @@ def error_response(error: ApiError, origin: str | None = None) -> dict[str, Any]
     return json_response(error.status, {"error": error.message, "code": error.code}, origin)
 
 
+def no_content(origin: str | None = None) -> dict[str, Any]:
+    return {"statusCode": 204, "headers": cors_headers(origin), "body": ""}
+
+
+def preflight(request: Request) -> dict[str, Any]:
+    """The CORS preflight route: 204; API Gateway adds the configured CORS headers."""
+    return no_content(request.origin)
+
+
 Route = Callable[[Request], dict[str, Any]]
+
+# The query function is the preflight route's integration (handlers.shared.routes).
+PREFLIGHT_ROUTES: Mapping[str, Route] = {PREFLIGHT_ROUTE.key: preflight}
 
 
 def handle(event: Mapping[str, Any], routes: Mapping[str, Route]) -> dict[str, Any]:
     """Dispatches on `routeKey`; every failure becomes a JSON error response."""
+    response = _dispatch(event, routes)
+    response["headers"] = {**(response.get("headers") or {}), **NOSNIFF}
+    return response
+
+
+def _dispatch(event: Mapping[str, Any], routes: Mapping[str, Route]) -> dict[str, Any]:
     origin = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}.get("origin")
     try:
         request = parse_request(event)

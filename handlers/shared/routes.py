@@ -1,7 +1,9 @@
-"""The HTTP API's routes and the function behind each (pure data).
+"""The HTTP API's routes, the function behind each, and who may call them (pure data).
 
 One list for everything that needs it: AnalyticsApi deploys these routes, the
-local front door dispatches on them, the deployment validator checks them and
+local front door selects among them (handlers.shared.api_gateway), the
+handlers let through without a tenant exactly the routes listed as
+unauthenticated, the deployment validator and the policy pack check them and
 the OpenAPI description is tested against them.
 """
 
@@ -9,15 +11,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 DEFAULT_ROUTE_KEY = "$default"
+
+# API Gateway's authorization types for a route: the Lambda authorizer, or none.
+CUSTOM = "CUSTOM"
+NONE = "NONE"
+Authorization = Literal["CUSTOM", "NONE"]
 
 
 @dataclass(frozen=True)
 class Route:
-    method: str  # empty for the `$default` route
-    path: str  # API Gateway syntax: /analytics/reports/{id}
+    method: str  # empty for the `$default` route; `ANY` matches every method
+    path: str  # API Gateway syntax: /analytics/reports/{id}, /{proxy+}
     function: str  # function key in components.functions
+    authorization: Authorization = CUSTOM
 
     @property
     def is_default(self) -> bool:
@@ -43,14 +52,6 @@ class Route:
             return DEFAULT_ROUTE_KEY
         return f"{self.method}{re.sub(r'{[^}]+}', '*', self.path)}"
 
-    def match(self, method: str, path: str) -> dict[str, str] | None:
-        """Path parameters when `method path` is this route, else None."""
-        if self.is_default or method != self.method:
-            return None
-        pattern = "^" + re.sub(r"\\{([a-z_]+)\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
-        found = re.match(pattern, path)
-        return found.groupdict() if found else None
-
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/analytics/usage", "query"),
@@ -65,18 +66,25 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/analytics/schedules/{id}", "report-engine"),
 )
 
+# Browsers send CORS preflights without credentials. Without this route the
+# authorized `$default` route would catch them and answer 401; AWS's CORS
+# guide for HTTP APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-cors.html):
+# "To support unauthorized OPTIONS requests, add an OPTIONS /{proxy+} route to
+# your API that doesn't require authorization and attach an integration to the
+# route." The query function answers it 204; API Gateway adds the CORS headers.
+PREFLIGHT_ROUTE = Route("OPTIONS", "/{proxy+}", "query", authorization=NONE)
+
 # Requests that match no route reach the query function through the
 # authorized `$default` route, which answers a JSON 404 in the API's error
 # format (API Gateway's own would be `{"message": "Not Found"}`).
 DEFAULT_ROUTE = Route("", DEFAULT_ROUTE_KEY, "query")
 
-DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, DEFAULT_ROUTE)
+DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, PREFLIGHT_ROUTE, DEFAULT_ROUTE)
 
-
-def resolve(method: str, path: str) -> tuple[str, str, dict[str, str]]:
-    """(route key, function key, path parameters) of the route that serves a request."""
-    for route in ROUTES:
-        parameters = route.match(method, path)
-        if parameters is not None:
-            return route.key, route.function, parameters
-    return DEFAULT_ROUTE.key, DEFAULT_ROUTE.function, {}
+# The routes API Gateway lets through without the authorizer: the CORS
+# preflight, and only routes that verify a signed link themselves (none yet).
+# tests/test_api.py pins this list; policies/config/*.json lists the signed-link
+# ones for the policy pack's `apigateway-route-authorization` rule.
+UNAUTHENTICATED_ROUTE_KEYS: tuple[str, ...] = tuple(
+    route.key for route in DEPLOYED_ROUTES if route.authorization == NONE
+)

@@ -1,4 +1,5 @@
-"""The HTTP API: routes behind the authorizer, the stage, and who may invoke what."""
+"""The HTTP API: routes behind the authorizer (all but the listed unauthenticated ones),
+the stage, and who may invoke what."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from functools import partial
 from typing import Any
 
+from handlers.shared.routes import CUSTOM, Route
 from ops.checks.aws import AwsView
 from ops.checks.base import Check, CheckError, Outcome, failed, passed, verdict
 from ops.checks.expectations import (
@@ -24,20 +26,20 @@ def api_checks(outputs: StackOutputs, expect: Expectations, aws: AwsView) -> lis
         Check("api", "api: HTTP API", partial(_api, aws, outputs, expect)),
         Check("api", "api: JWT request authorizer", partial(_authorizer, aws, outputs)),
     ]
-    route_functions = {route.key: route.function for route in expect.routes}
-    for route_key, function_key in route_functions.items():
+    for route in expect.routes:
+        access = "authorized" if route.authorization == CUSTOM else "no authorizer"
         checks.append(
             Check(
                 "api",
-                f"route {route_key}: authorized, to {function_key}",
-                partial(_route, aws, outputs, route_key, function_key),
+                f"route {route.key}: {access}, to {route.function}",
+                partial(_route, aws, outputs, route),
             )
         )
     checks += [
         Check(
             "api",
             "api: no unexpected routes",
-            partial(_no_extra_routes, aws, outputs, set(route_functions)),
+            partial(_no_extra_routes, aws, outputs, {route.key for route in expect.routes}),
         ),
         Check("api", f"stage {STAGE}: auto-deploy", partial(_auto_deploy, aws, outputs)),
         Check("api", f"stage {STAGE}: access logs", partial(_access_logs, aws, outputs)),
@@ -102,17 +104,23 @@ def _authorizer(aws: AwsView, outputs: StackOutputs) -> Outcome:
     )
 
 
-def _route(aws: AwsView, outputs: StackOutputs, route_key: str, function_key: str) -> Outcome:
+def _route(aws: AwsView, outputs: StackOutputs, expected: Route) -> Outcome:
     api_id = _api_id(outputs)
-    route = next((r for r in aws.routes(api_id) if r["RouteKey"] == route_key), None)
+    function_key = expected.function
+    route = next((r for r in aws.routes(api_id) if r["RouteKey"] == expected.key), None)
     if route is None:
         return failed("route is missing")
     problems = []
-    if route.get("AuthorizationType") != "CUSTOM":
-        problems.append(f"authorization {route.get('AuthorizationType')}, expected CUSTOM")
+    # AWS reports a route without authorization as NONE (or leaves the field out).
+    authorization = route.get("AuthorizationType") or "NONE"
+    if authorization != expected.authorization:
+        problems.append(f"authorization {authorization}, expected {expected.authorization}")
     authorizer_id = route.get("AuthorizerId")
     authorizer_arn = aws.function_arn(outputs.entry("function_names", "authorizer"))
-    if authorizer_id is None:
+    if expected.authorization != CUSTOM:
+        if authorizer_id is not None:
+            problems.append(f"authorizer {authorizer_id}, expected none")
+    elif authorizer_id is None:
         problems.append("no authorizer")
     elif authorizer_arn not in aws.authorizer(api_id, authorizer_id).get("AuthorizerUri", ""):
         problems.append(f"authorizer {authorizer_id} does not invoke the authorizer function")
@@ -134,7 +142,8 @@ def _route(aws: AwsView, outputs: StackOutputs, route_key: str, function_key: st
             problems.append(
                 f"integrates {integration.get('IntegrationUri')}, expected {function_key}"
             )
-    return verdict(problems, f"CUSTOM ({authorizer_id}) -> {function_key}")
+    access = f"CUSTOM ({authorizer_id})" if expected.authorization == CUSTOM else "NONE"
+    return verdict(problems, f"{access} -> {function_key}")
 
 
 def _no_extra_routes(aws: AwsView, outputs: StackOutputs, expected: set[str]) -> Outcome:

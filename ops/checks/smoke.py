@@ -1,8 +1,9 @@
-"""Smoke test: every parameterless GET route answers 200 with a token and 401 without.
+"""Smoke test: every parameterless GET route answers 200 with a token and 401 without,
+and a browser's preflight from the first configured origin is allowed without one.
 
 The token is a short-lived service token for a test tenant (see the runbook);
 without one, the 200 half is skipped and reported as such. Nothing is
-created: only GET routes are called.
+created: only GET and OPTIONS requests are sent.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from email.message import Message
 from functools import partial
 from urllib.parse import urlparse
 
@@ -25,6 +27,15 @@ def smoke_checks(
     outputs: StackOutputs, expect: Expectations, token: str | None, timeout_seconds: float
 ) -> list[Check]:
     checks = []
+    origin = expect.settings.cors_allowed_origins[0]
+    first = expect.smoke_routes[0]
+    checks.append(
+        Check(
+            "smoke",
+            f"CORS preflight for {first.key} from {origin}: 204, allowed, no token",
+            partial(_preflight, outputs, first, origin, timeout_seconds),
+        )
+    )
     for route in expect.smoke_routes:
         checks += [
             Check(
@@ -63,20 +74,39 @@ def _without_token(outputs: StackOutputs, route: Route, timeout: float) -> Outco
     return failed(f"HTTP {status}, expected 401: {_excerpt(body)}")
 
 
+def _preflight(outputs: StackOutputs, route: Route, origin: str, timeout: float) -> Outcome:
+    """What a browser sends before calling `route` from the portal: no token."""
+    headers = {"Origin": origin, "Access-Control-Request-Method": route.method}
+    status, body, answered = _request(outputs, route, "OPTIONS", headers, timeout)
+    if status not in (200, 204):
+        return failed(f"HTTP {status}, expected 204: {_excerpt(body)}")
+    allowed = answered.get("Access-Control-Allow-Origin")
+    if allowed != origin:
+        return failed(f"HTTP {status} but Access-Control-Allow-Origin is {allowed!r}")
+    return passed(f"HTTP {status}, Access-Control-Allow-Origin {origin}")
+
+
 def _get(
     outputs: StackOutputs, route: Route, headers: dict[str, str], timeout: float
 ) -> tuple[int, str]:
+    status, body, _ = _request(outputs, route, "GET", headers, timeout)
+    return status, body
+
+
+def _request(
+    outputs: StackOutputs, route: Route, method: str, headers: dict[str, str], timeout: float
+) -> tuple[int, str, Message]:
     base = outputs.text("api_url").rstrip("/")
     if urlparse(base).scheme not in ("https", "http"):
         raise CheckError(f"api_url {base!r} is not an HTTP(S) URL")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        f"{base}{route.path}", headers={"User-Agent": USER_AGENT, **headers}, method="GET"
+        f"{base}{route.path}", headers={"User-Agent": USER_AGENT, **headers}, method=method
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, response.read().decode("utf-8", "replace")
+            return response.status, response.read().decode("utf-8", "replace"), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
+        return error.code, error.read().decode("utf-8", "replace"), error.headers
     except (urllib.error.URLError, TimeoutError) as error:
         raise CheckError(
             f"no answer from {base}{route.path}: {getattr(error, 'reason', error)}"

@@ -1,4 +1,14 @@
-"""API Gateway v2 (HTTP API): every route authorized, stages logged and throttled."""
+"""API Gateway v2 (HTTP API): every route authorized, stages logged and throttled.
+
+Two kinds of route may go without an authorizer, as AWS documents and nothing
+else: CORS preflights (`OPTIONS`), which browsers send without credentials
+("To support unauthorized OPTIONS requests, add an OPTIONS /{proxy+} route to
+your API that doesn't require authorization",
+https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-cors.html),
+and the routes the stack's policy config lists as verifying a signed link
+themselves (an email confirmation or one-click unsubscribe link carries its
+own proof; its recipient has no token).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,7 @@ from collections.abc import Iterator
 
 from pulumi_policy import Severity
 
-from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, known
+from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, Setting, known
 
 API = "aws:apigatewayv2/api:Api"
 ROUTE = "aws:apigatewayv2/route:Route"
@@ -17,10 +27,26 @@ AUTHORIZED = ("JWT", "CUSTOM", "AWS_IAM")
 _CONTEXT_VARIABLE = re.compile(r"\$context\.[A-Za-z0-9_.]+")
 
 
+SIGNED_LINK_ROUTES = Setting(
+    "signedLinkRoutes",
+    "Route keys (exact, one method and path: 'GET /links/unsubscribe') whose function "
+    "verifies a signed link itself, so they need no authorizer. Never ANY or $default.",
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^(GET|POST|PUT|PATCH|DELETE|HEAD) /"},
+    },
+    [],
+)
+
+
 def _route_authorization(route: Resource, config: Config) -> Iterator[Finding]:
     key, kind = route.get("routeKey"), route.get("authorizationType")
+    if not known(key) or not known(kind):
+        return
     # Browsers send CORS preflights without credentials; they must pass unauthorized.
-    if not known(key) or (isinstance(key, str) and key.startswith("OPTIONS ")) or not known(kind):
+    if isinstance(key, str) and key.startswith("OPTIONS "):
+        return
+    if key in config.strings(SIGNED_LINK_ROUTES.name):
         return
     if kind not in AUTHORIZED:
         yield Finding(
@@ -98,11 +124,13 @@ def _cors(api: Resource, config: Config) -> Iterator[Finding]:
 POLICIES = [
     ResourceRule(
         name="apigateway-route-authorization",
-        description="Every HTTP API route except CORS preflight (OPTIONS) requires authorization.",
+        description="Every HTTP API route requires authorization, except CORS preflights "
+        "(OPTIONS) and the listed routes that verify a signed link themselves.",
         remediation="Set authorizationType 'CUSTOM' or 'JWT' and authorizerId on every route.",
         severity=Severity.CRITICAL,
         resource_types=[ROUTE],
         check=_route_authorization,
+        settings=[SIGNED_LINK_ROUTES],
     ),
     ResourceRule(
         name="apigateway-stage-access-logging",
