@@ -57,6 +57,9 @@ PEAK_RSS_LIMIT_MB = 256
 XLSX_MIN_ROWS_PER_S = 3000
 IMPORT_RATIO_LIMIT = 1.5
 LAYER_LIMIT_BYTES = 8_300_000
+# 20 clients, 500 requests, an idle 2-core machine.
+LOCAL_KEEP_ALIVE_P95_MS = 100
+LOCAL_NEW_CONNECTION_P95_MS = 150
 
 
 def function_key(key: str) -> str:
@@ -108,9 +111,12 @@ FIGURES: tuple[Figure, ...] = (
     *(Figure(f"artifacts.{function_key(spec.key)}_bytes") for spec in ALL_FUNCTIONS),
     Figure("artifacts.layer_bytes", Target("<", LAYER_LIMIT_BYTES)),
     Figure("artifacts.auth_layer_bytes"),
-    Figure("local_api.p50_ms"),
-    Figure("local_api.p95_ms"),
-    Figure("local_api.errors", Target("==", 0)),
+    Figure("local_api.keep_alive.p50_ms"),
+    Figure("local_api.keep_alive.p95_ms", Target("<", LOCAL_KEEP_ALIVE_P95_MS)),
+    Figure("local_api.keep_alive.errors", Target("==", 0)),
+    Figure("local_api.new_connection.p50_ms"),
+    Figure("local_api.new_connection.p95_ms", Target("<", LOCAL_NEW_CONNECTION_P95_MS)),
+    Figure("local_api.new_connection.errors", Target("==", 0)),
     Figure("monitor.get_metric_data_calls", Target("==", 1)),
     *(Figure(f"pulumi.program_seconds.{stack}") for stack in STACKS),
     *(Figure(f"pulumi.resources.{stack}") for stack in STACKS),
