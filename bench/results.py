@@ -191,7 +191,7 @@ def table(all_checks: list[Check]) -> str:
 
 
 def markdown_table(all_checks: list[Check]) -> str:
-    """The same table as Markdown, for the README."""
+    """The same table as Markdown, as in docs/performance.md."""
     lines = ["| figure | value | target | met |", "|---|---:|---|---|"]
     for check in all_checks:
         target = "" if check.target is None else str(check.target)
