@@ -4,7 +4,9 @@
   every key documented there is read;
 - every error code a handler can answer is in docs/api.md;
 - every route of the route table (`DEPLOYED_ROUTES`) is in docs/api.md;
-- every relative link and `#anchor` between README.md and docs/*.md resolves.
+- every relative link and `#anchor` between README.md and docs/*.md resolves;
+- docs/performance.md holds the table `python -m bench --markdown` prints from the committed
+  results; the README stays within 2,500 words; each docs file opens with its reader.
 
 Each check is a function of the texts it reads, so the negative cases below run it on modified
 copies and show what it reports. (`make help` listing every target: tests/test_makefile.py.)
@@ -13,12 +15,15 @@ copies and show what it reports. (`make help` listing every target: tests/test_m
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from bench import results
+from bench.run import DEFAULT_OUTPUT as BENCH_RESULTS
 from components import settings
 from components.settings import PROJECT, parse_settings
 from handlers.shared.routes import DEPLOYED_ROUTES
@@ -28,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_SOURCE = ROOT / "components" / "settings.py"
 CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
 API_DOC = ROOT / "docs" / "api.md"
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 OPENAPI = ROOT / "handlers" / "openapi.yaml"
 
 
@@ -478,6 +484,29 @@ def test_anchors_follow_github():
         "usage",
         "usage-1",
     }
+
+
+# Performance
+
+
+def bench_table(results_document: Mapping[str, object]) -> str:
+    """The table `python -m bench --markdown` prints for a results document."""
+    return results.markdown_table(results.checks(results_document))
+
+
+def test_the_performance_doc_shows_the_committed_bench_results():
+    table = bench_table(json.loads(read(BENCH_RESULTS)))
+
+    assert table.strip() in read(PERFORMANCE_DOC), (
+        "paste `python -m bench --markdown` into docs/performance.md (Latest results)"
+    )
+
+
+def test_the_bench_table_check_fails_on_new_results():
+    document = json.loads(read(BENCH_RESULTS))
+    document["query"]["dynamodb_requests_warm"] = 2
+
+    assert bench_table(document).strip() not in read(PERFORMANCE_DOC)
 
 
 # The README and the docs files
