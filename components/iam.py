@@ -112,10 +112,18 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
         ),
         Grant(("dynamodb:Query",), (f"<table:report-schedules>/index/{DUE_SCHEDULES_INDEX.name}",)),
         *_REPORT_OBJECTS,
-        # One plain SendEmail per recipient, only from the configured sender.
+        # One plain SendEmail per recipient, only from the configured sender. When
+        # the sender address is itself a verified identity SES authorizes against it,
+        # not its domain ("policies that you attach to email address identities take
+        # precedence over policies that you attach to their corresponding domain
+        # identities", https://docs.aws.amazon.com/ses/latest/dg/sending-authorization-identity-owner-tasks-policy.html):
+        # both identities are granted, and ses:FromAddress pins the sender.
         Grant(
             ("ses:SendEmail",),
-            ("arn:aws:ses:<region>:<account>:identity/<ses-identity>",),
+            (
+                "arn:aws:ses:<region>:<account>:identity/<ses-identity>",
+                "arn:aws:ses:<region>:<account>:identity/<report-sender>",
+            ),
             condition={"StringEquals": {"ses:FromAddress": "<report-sender>"}},
         ),
         # The event source mapping polls with the function's role.

@@ -49,6 +49,8 @@ from handlers.shared.telemetry import (
 )
 
 ACCESS_LOG_KEY = "api-access"  # the API stage's access log group among the log groups
+# Undelivered pages are kept as long as SQS keeps anything.
+WEBHOOK_DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 # The actions CloudWatch Logs needs on a customer managed key (its user guide's key policy).
 LOGS_KEY_ACTIONS = (
     "kms:Encrypt*",
@@ -83,6 +85,8 @@ class AnalyticsObservability(pulumi.ComponentResource):
     log_groups: dict[str, aws.cloudwatch.LogGroup]
     alerts_key: aws.kms.Key
     alerts_topic: aws.sns.Topic
+    # Only with a webhook subscription (alertWebhookUrl).
+    webhook_dead_letter_queue: aws.sqs.Queue | None
     alarms: list[aws.cloudwatch.MetricAlarm]
     dashboard: aws.cloudwatch.Dashboard
 
@@ -188,15 +192,19 @@ class AnalyticsObservability(pulumi.ComponentResource):
     def _alerts_topic(self, name: str, args: AnalyticsObservabilityArgs) -> None:
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
+        webhook = settings.alert_webhook_url
         # A customer managed key: CloudWatch alarms cannot publish to a topic
         # encrypted with the AWS managed aws/sns key, whose policy cannot be changed.
+        # It also encrypts the webhook's dead-letter queue, which SNS writes to.
         self.alerts_key = self._key(
             f"{name}-alerts-key",
             settings,
-            encrypts="alerts topic",
+            encrypts="alerts topic and its dead-letter queue",
             alias="alerts",
             policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: json.dumps(alerts_key_policy(account))
+                lambda account: json.dumps(
+                    alerts_key_policy(account, sns_dead_letter_queue=webhook is not None)
+                )
             ),
         )
         self.alerts_topic = aws.sns.Topic(
@@ -224,16 +232,50 @@ class AnalyticsObservability(pulumi.ComponentResource):
                 endpoint=email,
                 opts=child,
             )
-        if settings.alert_webhook_url is not None:
+        self.webhook_dead_letter_queue = None
+        if webhook is not None:
+            self.webhook_dead_letter_queue = self._webhook_dead_letter_queue(name, args)
             aws.sns.TopicSubscription(
                 f"{name}-alerts-webhook",
                 topic=self.alerts_topic.arn,
                 protocol="https",
-                endpoint=settings.alert_webhook_url,
+                endpoint=webhook,
                 # Paging services confirm the subscription themselves.
                 endpoint_auto_confirms=True,
+                # What SNS still cannot deliver after its retries (the paging service
+                # down or refusing) waits here, and its alarm emails the on-call.
+                redrive_policy=self.webhook_dead_letter_queue.arn.apply(
+                    lambda arn: json.dumps({"deadLetterTargetArn": arn})
+                ),
                 opts=child,
             )
+
+    def _webhook_dead_letter_queue(
+        self, name: str, args: AnalyticsObservabilityArgs
+    ) -> aws.sqs.Queue:
+        """The webhook subscription's dead-letter queue, which only the alerts topic may fill.
+
+        SNS needs a customer managed key on an encrypted dead-letter queue (its key
+        policy lets SNS use it) and a queue policy letting the topic send
+        (https://docs.aws.amazon.com/sns/latest/dg/sns-dead-letter-queues.html).
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        queue = aws.sqs.Queue(
+            f"{name}-alerts-webhook-dlq",
+            name=webhook_dead_letter_queue_name(args.settings.name_prefix),
+            kms_master_key_id=self.alerts_key.arn,
+            message_retention_seconds=WEBHOOK_DEAD_LETTER_RETENTION_SECONDS,
+            opts=child,
+        )
+        aws.sqs.QueuePolicy(
+            f"{name}-alerts-webhook-dlq-policy",
+            queue_url=queue.url,
+            policy=pulumi.Output.all(queue.arn, self.alerts_topic.arn, args.account_id).apply(
+                lambda values: json.dumps(webhook_dead_letter_queue_policy(*values))
+            ),
+            opts=child,
+        )
+        return queue
 
     def _function_alarms(self, factory: AlarmFactory, args: AnalyticsObservabilityArgs) -> None:
         settings = args.settings
@@ -349,7 +391,7 @@ class AnalyticsObservability(pulumi.ComponentResource):
             ),
         )
         analytics_prefix = f"{settings.name_prefix}-analytics-"
-        for queue_name in args.dead_letter_queue_names:
+        for queue_name in self._dead_letter_queue_names(args):
             factory.create(
                 f"{queue_name.removeprefix(analytics_prefix)}-not-empty",
                 f"{queue_name} holds failed work to inspect and redrive.",
@@ -363,6 +405,15 @@ class AnalyticsObservability(pulumi.ComponentResource):
                     FIVE_MINUTES,
                 ),
             )
+
+    def _dead_letter_queue_names(self, args: AnalyticsObservabilityArgs) -> tuple[str, ...]:
+        """The stack's dead-letter queues, and the webhook's when there is one."""
+        webhook = (
+            ()
+            if self.webhook_dead_letter_queue is None
+            else (webhook_dead_letter_queue_name(args.settings.name_prefix),)
+        )
+        return (*args.dead_letter_queue_names, *webhook)
 
     def _widgets(self, args: AnalyticsObservabilityArgs) -> list[dict[str, Any]]:
         settings = args.settings
@@ -431,7 +482,7 @@ class AnalyticsObservability(pulumi.ComponentResource):
                 "Dead-letter queues (messages waiting)",
                 [
                     ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue]
-                    for queue in args.dead_letter_queue_names
+                    for queue in self._dead_letter_queue_names(args)
                 ],
                 region,
                 stat="Maximum",
@@ -448,12 +499,56 @@ class AnalyticsObservability(pulumi.ComponentResource):
         ]
 
 
+def webhook_dead_letter_queue_name(name_prefix: str) -> str:
+    return f"{name_prefix}-analytics-alerts-webhook-dlq"
+
+
+def webhook_dead_letter_queue_policy(
+    queue_arn: str, topic_arn: str, account_id: str
+) -> dict[str, Any]:
+    """Only the alerts topic may move undeliverable notifications here, over TLS.
+
+    The SNS guide's queue policy for a subscription's dead-letter queue: SNS sends
+    with aws:SourceArn the topic's ARN
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AlertsTopicDeadLetters",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {
+                    "ArnEquals": {"aws:SourceArn": topic_arn},
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                },
+            },
+            iam.deny_insecure_transport("sqs:*", queue_arn),
+        ],
+    }
+
+
+def _for_this_account(account_id: str) -> dict[str, dict[str, str]]:
+    """A service principal may use a key only for this account's resources (confused deputy).
+
+    Services acting for a resource send aws:SourceAccount, the resource's account
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceaccount).
+    """
+    return {"StringEquals": {"aws:SourceAccount": account_id}}
+
+
 def logs_key_policy(region: str, account_id: str, group_names: list[str]) -> dict[str, Any]:
     """The account administers the key; CloudWatch Logs may use it for exactly these groups.
 
     The documented key policy for log group encryption, with the
-    kms:EncryptionContext:aws:logs:arn condition naming each group, so the key
-    cannot encrypt any other log group, in this account or another.
+    kms:EncryptionContext:aws:logs:arn condition naming each group
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html),
+    so the key cannot encrypt any other log group, in this account or another;
+    aws:SourceAccount as on every service principal of every key.
     """
     return {
         "Version": "2012-10-17",
@@ -466,12 +561,13 @@ def logs_key_policy(region: str, account_id: str, group_names: list[str]) -> dic
                 "Action": list(LOGS_KEY_ACTIONS),
                 "Resource": "*",
                 "Condition": {
+                    **_for_this_account(account_id),
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": [
                             f"arn:aws:logs:{region}:{account_id}:log-group:{group}"
                             for group in group_names
                         ]
-                    }
+                    },
                 },
             },
         ],
@@ -489,21 +585,34 @@ def _account_administers(account_id: str) -> dict[str, Any]:
     }
 
 
-def alerts_key_policy(account_id: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            # The Phase 2 monitor's role publishes with it (IAM grants that).
-            _account_administers(account_id),
+def alerts_key_policy(account_id: str, *, sns_dead_letter_queue: bool) -> dict[str, Any]:
+    """CloudWatch alarms publish to the topic with the key (the SNS guide's key policy
+    for AWS event sources, https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html);
+    SNS encrypts what it moves to the webhook's dead-letter queue with it."""
+    statements = [
+        # The Phase 2 monitor's role publishes with it (IAM grants that).
+        _account_administers(account_id),
+        {
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": _for_this_account(account_id),
+        },
+    ]
+    if sns_dead_letter_queue:
+        statements.append(
             {
-                "Sid": "CloudWatchAlarmsPublish",
+                "Sid": "SnsDeadLetterQueue",
                 "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Principal": {"Service": "sns.amazonaws.com"},
                 "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
                 "Resource": "*",
-            },
-        ],
-    }
+                "Condition": _for_this_account(account_id),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def alerts_topic_policy(topic_arn: str, region: str, account_id: str) -> dict[str, Any]:

@@ -345,6 +345,14 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
         )
 
     webhook = values.raw("alertWebhookUrl")
+    if webhook is None and environment == "production":
+        # Emails alone page nobody: production's alarms must reach the on-call rotation.
+        raise ConfigError(
+            f"{values.key('alertWebhookUrl')} is required in production (alarms page the "
+            "on-call rotation through it): set it with `pulumi config set --secret "
+            f"{values.key('alertWebhookUrl')} https://events.pagerduty.com/integration/<key>/enqueue "
+            "--stack production`"
+        )
     if webhook is not None and not webhook.startswith("https://"):
         # Never echo the value: it carries the integration key.
         raise ConfigError(

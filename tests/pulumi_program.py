@@ -42,10 +42,32 @@ STACKS = ("staging", "production")
 PROGRAM_NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
 
 
+# What the runbook's "Setting secrets" step adds to each stack with `pulumi config
+# set --secret` (required in production, optional in staging). The CLI stores the
+# value encrypted in Pulumi.<stack>.yaml and hands the program the decrypted
+# value, listing the key among the secret keys; `stack_config` and `secret_keys`
+# do the same. A test of a stack without one removes it (an override of None).
+RUNBOOK_SECRETS: Mapping[str, Mapping[str, str]] = {
+    stack: {
+        f"{PROJECT}:alertWebhookUrl": (
+            f"https://events.pagerduty.com/integration/runbook-{stack}-0123456789abcdef/enqueue"
+        )
+    }
+    for stack in STACKS
+}
+
+
 def stack_config(stack: str) -> dict[str, str]:
-    """The stack's committed config file, as the CLI hands it to the program."""
+    """The stack's config as the CLI hands it to the program: the committed file and the
+    secrets the runbook sets."""
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key: _config_string(value) for key, value in document["config"].items()}
+    committed = {key: _config_string(value) for key, value in document["config"].items()}
+    return {**committed, **RUNBOOK_SECRETS[stack]}
+
+
+def secret_keys(stack: str, config: Mapping[str, str]) -> list[str]:
+    """The keys of `config` the CLI marks secret: those the runbook sets with --secret."""
+    return [key for key in RUNBOOK_SECRETS[stack] if key in config]
 
 
 def _config_string(value: Any) -> str:
@@ -314,7 +336,7 @@ def run_program(
     mocks = ProviderLikeMocks(region=config.get("aws:region", "us-east-1"))
     monitor = RecordingMonitor(mocks, stack)
     settings.set_root_resource(None)
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, secret_keys(stack, config))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     # set_mocks registers an empty root stack; run the program inside a fresh
     # one, as the language host does, so its exports are registered at the end.

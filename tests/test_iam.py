@@ -129,7 +129,11 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             *report_objects,
             allow(
                 ["ses:SendEmail"],
-                [arn("ses", f"identity/{mail_domain}")],
+                # The domain, and the address should it be verified on its own.
+                [
+                    arn("ses", f"identity/{mail_domain}"),
+                    arn("ses", f"identity/reports@{mail_domain}"),
+                ],
                 {"StringEquals": {"ses:FromAddress": f"reports@{mail_domain}"}},
             ),
             allow(

@@ -15,6 +15,7 @@ DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 KEY = "aws:kms/key:Key"
+QUEUE = "aws:sqs/queue:Queue"
 REGION = "us-east-1"
 API_ID = "a1b2c3d4e5"
 TABLES = ("metrics", "reports", "report-schedules", "report-cache")
@@ -106,7 +107,7 @@ def test_cloudwatch_logs_may_use_the_key_for_exactly_this_stacks_log_groups(depl
             "kms:Describe*",
         ],
         "Resource": "*",
-        "Condition": {"ArnLike": {}},
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}, "ArnLike": {}},
     }
 
 
@@ -142,6 +143,16 @@ def test_the_alerts_topic_is_encrypted_with_a_rotating_key_cloudwatch_can_use(de
         "Principal": {"Service": "cloudwatch.amazonaws.com"},
         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
         "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}},
+    }
+    # The runbook's webhook has a dead-letter queue encrypted with this key.
+    assert statements["SnsDeadLetterQueue"] == {
+        "Sid": "SnsDeadLetterQueue",
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}},
     }
     assert deployment.outputs["alerts_topic_arn"] == topic_arn(deployment)
 
@@ -176,11 +187,75 @@ def test_every_configured_email_is_subscribed(deployment):
         "staging": ["devops@securebase.example.com"],
         "production": ["devops@securebase.example.com", "platform-lead@securebase.example.com"],
     }[deployment.stack]
-    subscriptions = deployment.of_type(SUBSCRIPTION)
+    subscriptions = [s for s in deployment.of_type(SUBSCRIPTION) if s.inputs["protocol"] == "email"]
     assert sorted(s.inputs["endpoint"] for s in subscriptions) == emails
     for subscription in subscriptions:
-        assert subscription.inputs["protocol"] == "email"
         assert subscription.inputs["topic"] == topic_arn(deployment)
+
+
+def dead_letter_queue_arn(deployment: Deployment) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{prefix(deployment)}-analytics-alerts-webhook-dlq"
+
+
+def test_undeliverable_pages_wait_in_an_encrypted_dead_letter_queue(deployment):
+    webhook = deployment.one(SUBSCRIPTION, lambda r: r.inputs["protocol"] == "https")
+    queue = deployment.one(QUEUE, lambda r: r.name == "analytics-observability-alerts-webhook-dlq")
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-alerts-key")
+    assert json.loads(webhook.inputs["redrivePolicy"]) == {
+        "deadLetterTargetArn": dead_letter_queue_arn(deployment)
+    }
+    assert queue.inputs["name"] == f"{prefix(deployment)}-analytics-alerts-webhook-dlq"
+    # SNS writes only to a queue encrypted with a key whose policy lets it in.
+    assert queue.inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert queue.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+
+
+def test_only_the_alerts_topic_may_fill_the_dead_letter_queue_over_tls(deployment):
+    queue_policy = deployment.one(
+        "aws:sqs/queuePolicy:QueuePolicy",
+        lambda r: r.name == "analytics-observability-alerts-webhook-dlq-policy",
+    )
+    queue = dead_letter_queue_arn(deployment)
+    assert json.loads(queue_policy.inputs["policy"])["Statement"] == [
+        {
+            "Sid": "AlertsTopicDeadLetters",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue,
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": topic_arn(deployment)},
+                "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+            },
+        },
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:*",
+            "Resource": queue,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ]
+
+
+def test_a_page_in_the_dead_letter_queue_raises_an_alarm(deployment):
+    queue_name = f"{prefix(deployment)}-analytics-alerts-webhook-dlq"
+    alarm = alarms(deployment)[f"{queue_name}-not-empty"]
+    assert alarm["dimensions"] == {"QueueName": queue_name}
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+    # Emails still reach the on-call when the paging service is what fails.
+    assert alarm["alarmActions"] == [topic_arn(deployment)]
+
+
+def test_staging_without_a_webhook_has_no_dead_letter_queue_and_no_sns_key_grant():
+    deployment = run_program("staging", {"alertWebhookUrl": None})
+    assert [s.inputs["protocol"] for s in deployment.of_type(SUBSCRIPTION)] == ["email"]
+    assert [q for q in deployment.of_type(QUEUE) if "webhook" in q.name] == []
+    assert not any("webhook" in name for name in alarms(deployment))
+    key = deployment.one(KEY, lambda r: r.name == "analytics-observability-alerts-key")
+    sids = [s["Sid"] for s in json.loads(key.inputs["policy"])["Statement"]]
+    assert sids == ["AccountAdministers", "CloudWatchAlarmsPublish"]
 
 
 def test_a_webhook_is_subscribed_as_a_secret_when_configured():

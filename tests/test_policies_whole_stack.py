@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from policy_check.engine import Diagnostic, analyze_deployment, stack_config_file
-from tests.pulumi_program import STACKS, Deployment, run_program
+from tests.pulumi_program import RUNBOOK_SECRETS, STACKS, Deployment, run_program
 from tests.pulumi_program import Resource as Recorded
 from tests.test_policies_harness import UNKNOWN
 
@@ -33,6 +33,27 @@ def _report(found: list[Diagnostic]) -> str:
 def test_the_stack_passes_its_own_pack(diagnostics):
     mandatory = [d for d in diagnostics if d.level == "mandatory"]
     assert mandatory == [], "mandatory policy violations:\n" + _report(mandatory)
+
+
+def test_the_stack_is_configured_as_the_runbook_says_with_the_paging_webhook(deployment):
+    # The runbook's "Setting secrets" step (RUNBOOK_SECRETS): every resource of the
+    # webhook's subscription and dead-letter queue went through the pack above.
+    webhook = deployment.one(
+        "aws:sns/topicSubscription:TopicSubscription", lambda r: r.inputs["protocol"] == "https"
+    )
+    assert (
+        webhook.inputs["endpoint"]["value"]
+        == (RUNBOOK_SECRETS[deployment.stack]["securebase-analytics:alertWebhookUrl"])
+    )
+    assert webhook.inputs["redrivePolicy"]
+
+
+def test_staging_without_the_optional_webhook_passes_its_own_pack():
+    # The other configuration the runbook allows; production refuses to deploy without one.
+    deployment = run_program("staging", {"alertWebhookUrl": None})
+    found = analyze_deployment(deployment, stack_config_file("staging"))
+    assert [d for d in found if d.level == "mandatory"] == []
+    assert [d for d in found if "can't run policy" in d.message] == []
 
 
 def test_every_policy_runs_to_completion(diagnostics):

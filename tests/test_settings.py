@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.settings import LOG_RETENTION_DAYS, ConfigError, parse_settings
-from tests.pulumi_program import STACKS, run_program, stack_config
+from tests.pulumi_program import RUNBOOK_SECRETS, STACKS, run_program, secret_keys, stack_config
 
 
 def settings_with(stack: str = "staging", **overrides: str | None):
@@ -54,7 +54,6 @@ def test_staging_values_are_typed():
     assert settings.phase2.window_end == dt.date(2026, 12, 7)
     assert settings.phase2.api.kind == "rest"
     assert settings.phase2.function_names[0] == "securebase-staging-auth-v2"
-    assert settings.alert_webhook_url is None
 
 
 def test_every_committed_key_is_read():
@@ -288,6 +287,34 @@ def test_a_bad_webhook_secret_is_rejected_without_echoing_it():
     message = error_for(alertWebhookUrl="http://hooks.example.com/T000/SECRET-TOKEN")
     assert "alertWebhookUrl must be an https:// URL" in message
     assert "SECRET-TOKEN" not in message
+
+
+def test_production_refuses_to_deploy_without_a_paging_webhook():
+    command = (
+        "`pulumi config set --secret securebase-analytics:alertWebhookUrl "
+        "https://events.pagerduty.com/integration/<key>/enqueue --stack production`"
+    )
+    assert error_for("production", alertWebhookUrl=None) == (
+        "securebase-analytics:alertWebhookUrl is required in production (alarms page the "
+        f"on-call rotation through it): set it with {command}"
+    )
+    with pytest.raises(ConfigError, match=re.escape(command)):
+        run_program("production", {"alertWebhookUrl": None})
+
+
+def test_staging_may_go_without_a_webhook():
+    assert settings_with("staging", alertWebhookUrl=None).alert_webhook_url is None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_runbooks_webhook_reaches_the_program_as_a_secret(stack):
+    config = stack_config(stack)
+    assert (
+        config["securebase-analytics:alertWebhookUrl"]
+        == (RUNBOOK_SECRETS[stack]["securebase-analytics:alertWebhookUrl"])
+    )
+    assert secret_keys(stack, config) == ["securebase-analytics:alertWebhookUrl"]
+    assert settings_with(stack).alert_webhook_url is not None
 
 
 def test_the_program_fails_with_the_message_naming_the_key():
