@@ -19,7 +19,7 @@ class AnalyticsDataArgs:
     # How long S3 server access logs are kept (the stack's log retention).
     access_log_retention_days: int
     # Production: deletion protection, `protect`, and a rotating customer
-    # managed key for the reports bucket.
+    # managed key for the reports bucket. Elsewhere buckets are emptied on destroy.
     is_production: bool
 
 
@@ -73,6 +73,7 @@ class AnalyticsData(pulumi.ComponentResource):
                 log_delivery=LogDelivery(
                     account_id=args.account_id, source_bucket_pattern=f"{args.name_prefix}-*"
                 ),
+                force_destroy=not args.is_production,
             ),
             opts=keep,
         )
@@ -83,6 +84,7 @@ class AnalyticsData(pulumi.ComponentResource):
                 expiration_days=args.report_retention_days,
                 access_log_bucket=self.access_log_bucket,
                 kms_key_arn=self.data_key.arn if self.data_key else None,
+                force_destroy=not args.is_production,
             ),
             opts=keep,
         )

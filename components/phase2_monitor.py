@@ -167,6 +167,7 @@ class Phase2Monitor(pulumi.ComponentResource):
                 expiration_days=REPORT_EXPIRATION_DAYS,
                 access_log_bucket=args.access_log_bucket,
                 kms_key_arn=args.data_key_arn,
+                force_destroy=not settings.is_production,
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=settings.is_production),
         ).bucket

@@ -36,6 +36,10 @@ class SecureBucketArgs:
     # None: SSE-S3. A key: SSE-KMS with an S3 bucket key (fewer KMS requests).
     kms_key_arn: pulumi.Input[str] | None = None
     log_delivery: LogDelivery | None = None
+    # Staging only: `pulumi destroy` (or a replacement) empties the bucket, every
+    # version included, instead of failing with BucketNotEmpty. The policy pack's
+    # s3-bucket-no-force-destroy keeps it out of production.
+    force_destroy: bool = False
 
     def __post_init__(self) -> None:
         """Refuses what S3 would accept and then never deliver logs for."""
@@ -59,7 +63,9 @@ class SecureBucket(pulumi.ComponentResource):
         super().__init__("securebase:analytics:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket = aws.s3.Bucket(name, bucket=args.bucket_name, opts=child)
+        self.bucket = aws.s3.Bucket(
+            name, bucket=args.bucket_name, force_destroy=args.force_destroy, opts=child
+        )
 
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",

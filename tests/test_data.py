@@ -125,6 +125,19 @@ def test_staging_tables_can_be_torn_down(staging):
         assert not resource.protect, resource.name
 
 
+def test_staging_buckets_are_emptied_on_destroy_production_buckets_never(deployment):
+    # Versioned buckets otherwise fail `pulumi destroy` (and a replacement) with BucketNotEmpty.
+    buckets = {
+        bucket.name: bucket.inputs.get("forceDestroy") for bucket in deployment.of_type(BUCKET)
+    }
+    assert sorted(buckets) == [
+        "analytics-data-access-logs",
+        "analytics-data-reports",
+        "phase2-monitor-reports",
+    ]
+    assert set(buckets.values()) == {deployment.stack == "staging"}
+
+
 def test_bucket_is_named_per_account_and_protected_in_production(deployment):
     bucket = data_resource(deployment, BUCKET)
     assert bucket.inputs["bucket"] == f"securebase-{deployment.stack}-reports-{ACCOUNT_ID}"
@@ -479,6 +492,8 @@ def test_production_differs_from_staging_only_where_intended(staging, production
         {(t, "deletionProtectionEnabled") for t in tables}
         | {(t, "protect") for t in tables}
         | {(part, "protect") for part in (*reports, *access_logs)}
+        # Staging buckets are emptied on destroy.
+        | {(reports[0], "forceDestroy"), (access_logs[0], "forceDestroy")}
         # Production reports use the data key.
         | {(reports[3], "rules")}
         # Access logs are kept as long as the stack's logs (14 days in staging, 30 in production).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from policies.rules import ALL_POLICIES
@@ -130,3 +132,66 @@ def test_keys_stay_enabled_with_a_long_deletion_window():
         check("kms-key-enabled-and-recoverable", KEY, key(deletionWindowInDays=7), config=relaxed)
         == []
     )
+
+
+def key_policy(*statements: dict) -> str:
+    administers = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [administers, *statements]})
+
+
+def service_statement(service: str, condition: dict | None = None) -> dict:
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+    }
+    if condition is not None:
+        statement["Condition"] = condition
+    return statement
+
+
+FOR_THIS_ACCOUNT = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_service_principals_in_a_key_policy_need_aws_source_account():
+    unconditioned = key(policy=key_policy(service_statement("cloudwatch.amazonaws.com")))
+    [message] = check("kms-key-policy-source-account", KEY, unconditioned, name="alerts-key")
+    assert message == (
+        "aws:kms/key:Key 'alerts-key': key policy statement 1 lets cloudwatch.amazonaws.com use "
+        "the key without an aws:SourceAccount condition: the service could use it for another "
+        "account's resources (confused deputy). Fix: add Condition {'StringEquals': "
+        "{'aws:SourceAccount': '<this account id>'}} to the statement, keeping any condition "
+        "the service documents"
+    )
+
+
+def test_a_documented_service_condition_does_not_replace_aws_source_account():
+    logs_only = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:*"}}
+    only_context = key(
+        policy=key_policy(service_statement("logs.us-east-1.amazonaws.com", logs_only))
+    )
+    assert len(check("kms-key-policy-source-account", KEY, only_context)) == 1
+    both = key(
+        policy=key_policy(
+            service_statement("logs.us-east-1.amazonaws.com", {**logs_only, **FOR_THIS_ACCOUNT}),
+            service_statement("sns.amazonaws.com", FOR_THIS_ACCOUNT),
+        )
+    )
+    assert check("kms-key-policy-source-account", KEY, both) == []
+
+
+def test_account_principals_and_keys_without_a_policy_are_not_service_grants():
+    assert check("kms-key-policy-source-account", KEY, key()) == []
+    assert check("kms-key-policy-source-account", KEY, key(policy=key_policy())) == []
+    assert check("kms-key-policy-source-account", KEY, key(policy=UNKNOWN)) == []
+
+
+def test_separate_key_policies_are_checked_too():
+    policy = {"keyId": "k-1", "policy": key_policy(service_statement("sns.amazonaws.com"))}
+    assert len(check("kms-key-policy-source-account", "aws:kms/keyPolicy:KeyPolicy", policy)) == 1

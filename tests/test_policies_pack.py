@@ -23,6 +23,7 @@ NAMES = {policy.name for policy in ALL_POLICIES}
 # Production-only guarantees: advisory in staging. Every other policy is
 # mandatory in every stack.
 PRODUCTION_ONLY = {
+    "s3-bucket-no-force-destroy",
     "s3-bucket-kms-encryption",
     "dynamodb-table-deletion-protection",
     "data-resources-protected",

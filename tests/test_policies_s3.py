@@ -534,3 +534,19 @@ def test_granting_another_account_is_a_violation():
     )
     [message] = check_policy("aws:sns/topicPolicy:TopicPolicy", foreign)
     assert "its policy grants ['sns:Publish'] to other accounts ['210987654321']" in message
+
+
+def test_no_bucket_is_emptied_on_destroy():
+    rule = POLICIES["s3-bucket-no-force-destroy"]
+    bucket = {"bucket": BUCKET_NAME}
+    [message] = check_resource(
+        rule, f"{S3}bucket:Bucket", {**bucket, "forceDestroy": True}, name="reports"
+    )
+    assert message == (
+        "aws:s3/bucket:Bucket 'reports': forceDestroy is on: `pulumi destroy` or a replacement "
+        "deletes every object and version in it. Fix: remove forceDestroy (only staging "
+        "buckets may be emptied on destroy)"
+    )
+    assert check_resource(rule, f"{S3}bucket:Bucket", {**bucket, "forceDestroy": False}) == []
+    assert check_resource(rule, f"{S3}bucket:Bucket", bucket) == []
+    assert check_resource(rule, f"{S3}bucket:Bucket", {**bucket, "forceDestroy": UNKNOWN}) == []

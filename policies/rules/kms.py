@@ -1,4 +1,5 @@
-"""KMS: customer managed keys rotate, stay enabled and cannot vanish at once."""
+"""KMS: customer managed keys rotate, stay enabled, cannot vanish at once, and let AWS
+services use them only for this account's resources."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Iterator
 
 from pulumi_policy import Severity
 
-from .framework import Config, Finding, Resource, ResourceRule, Setting, known
+from . import documents
+from .framework import UNKNOWN, Config, Finding, Resource, ResourceRule, Setting, known
 
 KEY = "aws:kms/key:Key"
+KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+SOURCE_ACCOUNT = "aws:sourceaccount"
 SYMMETRIC = "SYMMETRIC_DEFAULT"
 
 
@@ -43,6 +47,30 @@ def _enabled_and_recoverable(key: Resource, config: Config) -> Iterator[Finding]
         )
 
 
+def _source_account(key: Resource, config: Config) -> Iterator[Finding]:
+    """Every Allow for a service principal carries aws:SourceAccount (confused deputy).
+
+    Conditions a service documents besides it (CloudWatch Logs'
+    kms:EncryptionContext:aws:logs:arn) are kept; they do not replace it.
+    """
+    document = key.get("policy")
+    if document is UNKNOWN or document is None:
+        return
+    for index, statement in enumerate(documents.parse(document) or ()):
+        if not (statement.allows and statement.services):
+            continue
+        if SOURCE_ACCOUNT not in statement.condition_keys:
+            services = ", ".join(statement.services)
+            yield Finding(
+                key,
+                f"key policy statement {index} lets {services} use the key without an "
+                "aws:SourceAccount condition: the service could use it for another "
+                "account's resources (confused deputy)",
+                "add Condition {'StringEquals': {'aws:SourceAccount': '<this account id>'}} to "
+                "the statement, keeping any condition the service documents",
+            )
+
+
 POLICIES = [
     ResourceRule(
         name="kms-key-rotation",
@@ -67,5 +95,15 @@ POLICIES = [
                 30,
             )
         ],
+    ),
+    ResourceRule(
+        name="kms-key-policy-source-account",
+        description="Key policy statements that let an AWS service use the key carry an "
+        "aws:SourceAccount condition.",
+        remediation="Add Condition StringEquals aws:SourceAccount = the account id to every "
+        "statement with a Service principal.",
+        severity=Severity.HIGH,
+        resource_types=[KEY, KEY_POLICY],
+        check=_source_account,
     ),
 ]

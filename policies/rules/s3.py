@@ -26,6 +26,7 @@ from .framework import (
     Finding,
     Links,
     Resource,
+    ResourceRule,
     Setting,
     Stack,
     StackCheck,
@@ -380,7 +381,27 @@ LIFECYCLE_SETTINGS = [
     ),
 ]
 
+
+def _no_force_destroy(bucket: Resource, config: Config) -> Iterator[Finding]:
+    if bucket.get("forceDestroy") is True:
+        yield Finding(
+            bucket,
+            "forceDestroy is on: `pulumi destroy` or a replacement deletes every object and "
+            "version in it",
+            "remove forceDestroy (only staging buckets may be emptied on destroy)",
+        )
+
+
 POLICIES = [
+    ResourceRule(
+        name="s3-bucket-no-force-destroy",
+        description="No bucket is emptied when it is destroyed or replaced (mandatory in "
+        "production; staging buckets may be).",
+        remediation="Leave forceDestroy unset or False.",
+        severity=Severity.HIGH,
+        resource_types=[BUCKET],
+        check=_no_force_destroy,
+    ),
     StackRule(
         name="s3-bucket-public-access-block",
         description="Every bucket has a public access block with all four flags on.",
