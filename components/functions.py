@@ -9,8 +9,10 @@ All run on arm64 (Graviton: about 20% cheaper per GB-second than x86).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from components.settings import StackSettings
+if TYPE_CHECKING:  # components.settings checks the reserved total with this catalogue
+    from components.settings import StackSettings
 
 RUNTIME = "python3.11"  # the Python the tests run on
 ARCHITECTURE = "arm64"
@@ -130,3 +132,12 @@ def reserved_concurrency(spec: FunctionSpec, settings: StackSettings) -> int | N
     if spec.key == AGGREGATOR_SHARD.key:
         return settings.aggregator.shard_concurrency
     return spec.reserved_concurrency
+
+
+def reserved_concurrency_by_function(settings: StackSettings) -> dict[str, int]:
+    """Function key -> the concurrency it reserves, for every function that reserves some."""
+    return {
+        spec.key: reserved
+        for spec in ALL_FUNCTIONS
+        if (reserved := reserved_concurrency(spec, settings)) is not None
+    }

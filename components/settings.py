@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pulumi
 
+from components.functions import AGGREGATOR_SHARD, reserved_concurrency_by_function
 from handlers.shared.aggregation.shards import MAX_TENANTS_PER_SHARD, TENANTS_PER_QUERY_BATCH
 
 PROJECT = "securebase-analytics"
@@ -46,6 +47,11 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _AWS_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _CW_NAME = re.compile(r"^[A-Za-z0-9._/#:-]{1,255}$")
 _HTTP_API_ID = re.compile(r"^[a-z0-9]{10}$")
+
+# Lambda keeps this many concurrent executions of the account's quota unreserved:
+# a function may not reserve what would leave fewer
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+LAMBDA_UNRESERVED_MINIMUM = 100
 
 T = TypeVar("T")
 
@@ -159,6 +165,9 @@ class StackSettings:
     aggregator: AggregatorSettings
     alarms: AlarmSettings
     phase2: Phase2Settings
+    # The account's Lambda concurrent executions quota in the stack's region
+    # (`aws lambda get-account-settings`: AccountLimit.ConcurrentExecutions).
+    lambda_concurrency_quota: int
 
     @property
     def is_production(self) -> bool:
@@ -360,7 +369,7 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
             "`pulumi config set --secret`; got a value that is not one"
         )
 
-    return StackSettings(
+    settings = StackSettings(
         stack=stack,
         environment=environment,
         region=aws.string("region", _REGION, "an AWS region such as us-east-1"),
@@ -413,6 +422,37 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
             aggregator_missing_hours=values.integer("alarmAggregatorMissingHours", 2, 1, 24),
         ),
         phase2=_parse_phase2(values),
+        lambda_concurrency_quota=values.integer(
+            "lambdaConcurrencyQuota", 1000, low=10, high=1_000_000
+        ),
+    )
+    _check_reserved_concurrency(values, settings)
+    return settings
+
+
+def _check_reserved_concurrency(values: _Values, settings: StackSettings) -> None:
+    """Refuses a stack whose functions would reserve more than the account can spare.
+
+    Lambda rejects a reserved concurrency that leaves fewer than 100 executions
+    unreserved, so the first deploy would fail part way through.
+    """
+    reserved = reserved_concurrency_by_function(settings)
+    total = sum(reserved.values())
+    quota = settings.lambda_concurrency_quota
+    if quota - total >= LAMBDA_UNRESERVED_MINIMUM:
+        return
+    shard_key = values.key("aggregatorShardConcurrency")
+    parts = ", ".join(
+        f"{key} {count}" + (f" ({shard_key})" if key == AGGREGATOR_SHARD.key else "")
+        for key, count in sorted(reserved.items(), key=lambda item: (-item[1], item[0]))
+    )
+    key = values.key("lambdaConcurrencyQuota")
+    raise ConfigError(
+        f"{key} is {quota}: the functions reserve {total} concurrent executions ({parts}) and "
+        f"Lambda keeps {LAMBDA_UNRESERVED_MINIMUM} unreserved, so the account's quota must be "
+        f"at least {total + LAMBDA_UNRESERVED_MINIMUM}; request a higher 'Concurrent executions' "
+        f"quota in Service Quotas and set {key} to it (`aws lambda get-account-settings` shows "
+        f"AccountLimit.ConcurrentExecutions), or lower {shard_key}"
     )
 
 

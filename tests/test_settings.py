@@ -317,6 +317,28 @@ def test_the_runbooks_webhook_reaches_the_program_as_a_secret(stack):
     assert settings_with(stack).alert_webhook_url is not None
 
 
+def test_reserved_concurrency_must_leave_lambdas_100_unreserved():
+    # Production reserves 42: reporter 20, shards 20, aggregator 1, monitor 1.
+    assert settings_with("production", lambdaConcurrencyQuota="142").lambda_concurrency_quota == 142
+    assert error_for("production", lambdaConcurrencyQuota="141") == (
+        "securebase-analytics:lambdaConcurrencyQuota is 141: the functions reserve 42 concurrent "
+        "executions (aggregator-shard 20 (securebase-analytics:aggregatorShardConcurrency), "
+        "reporter 20, aggregator 1, phase2-monitor 1) and Lambda keeps 100 unreserved, so the "
+        "account's quota must be at least 142; request a higher 'Concurrent executions' quota in "
+        "Service Quotas and set securebase-analytics:lambdaConcurrencyQuota to it (`aws lambda "
+        "get-account-settings` shows AccountLimit.ConcurrentExecutions), or lower "
+        "securebase-analytics:aggregatorShardConcurrency"
+    )
+    # More shards at once need a bigger quota; staging reserves 27.
+    assert "must be at least 1122" in error_for("production", aggregatorShardConcurrency="1000")
+    assert settings_with("staging", lambdaConcurrencyQuota="127").lambda_concurrency_quota == 127
+    assert "must be at least 127" in error_for("staging", lambdaConcurrencyQuota="126")
+
+
+def test_the_concurrency_quota_defaults_to_lambdas_default_of_1000():
+    assert settings_with("production", lambdaConcurrencyQuota=None).lambda_concurrency_quota == 1000
+
+
 def test_the_program_fails_with_the_message_naming_the_key():
     with pytest.raises(
         ConfigError, match=re.escape("securebase-analytics:logRetentionDays must be one of")
