@@ -65,6 +65,15 @@ def stack_config(stack: str) -> dict[str, str]:
     return {**committed, **RUNBOOK_SECRETS[stack]}
 
 
+def runbook_stack_file(stack: str) -> str:
+    """Pulumi.<stack>.yaml after the runbook's secrets step: each secret as the CLI
+    writes it, encrypted (`secure: v1:...`; this ciphertext stands in, nothing decrypts it)."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    for key in RUNBOOK_SECRETS[stack]:
+        document["config"][key] = {"secure": "v1:c3RhbmQtaW4=:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0"}
+    return yaml.safe_dump(document, sort_keys=False)
+
+
 def secret_keys(stack: str, config: Mapping[str, str]) -> list[str]:
     """The keys of `config` the CLI marks secret: those the runbook sets with --secret."""
     return [key for key in RUNBOOK_SECRETS[stack] if key in config]

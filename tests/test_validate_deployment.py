@@ -56,13 +56,14 @@ from handlers.shared.routes import DEPLOYED_ROUTES
 from handlers.shared.tables import ALL_TABLES, create_table_request
 from ops import validate_deployment
 from ops.checks import aws as aws_view
+from ops.checks import expectations
 from ops.checks.aws import AwsView
 from ops.checks.base import CheckResult, Status
 from ops.checks.expectations import Expectations, load_expectations, load_stack_settings
 from ops.checks.operations import schedule_checks
 from ops.checks.outputs import StackOutputs
 from ops.checks.report import summarize, table
-from tests.pulumi_program import run_program
+from tests.pulumi_program import STACKS, run_program, runbook_stack_file
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -124,6 +125,17 @@ class FakeApi(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the tests assert on the validator's output, not the server's."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stack_files_after_the_runbook(tmp_path_factory) -> Iterator[Path]:
+    """The validator reads the stack files as the runbook leaves them: secrets encrypted."""
+    root = tmp_path_factory.mktemp("repository")
+    for stack in STACKS:
+        (root / f"Pulumi.{stack}.yaml").write_text(runbook_stack_file(stack))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(expectations, "REPO_ROOT", root)
+        yield root
 
 
 @pytest.fixture(scope="module")
