@@ -85,6 +85,22 @@ class ApiMetrics:
     def rest(cls, api_name: str) -> ApiMetrics:
         return cls({"ApiName": api_name}, "5XXError", "4XXError")
 
+    @classmethod
+    def http_route(
+        cls, api_id: pulumi.Input[str], stage: str, method: str, path: str
+    ) -> ApiMetrics:
+        """One route of an HTTP API, as the stage's detailed metrics publish it.
+
+        With detailedMetricsEnabled on the stage, API Gateway also publishes every
+        metric per route under the dimensions ApiId, Method, Resource (the route's
+        path) and Stage
+        (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-metrics.html);
+        without it these metrics do not exist.
+        """
+        return cls(
+            {"ApiId": api_id, "Method": method, "Resource": path, "Stage": stage}, "5xx", "4xx"
+        )
+
     @property
     def dimension_row(self) -> list[pulumi.Input[str]]:
         """The dimensions as a dashboard metric row spells them: name, value, ..."""
@@ -195,7 +211,22 @@ def api_alarms(
     max_latency_ms: int,
 ) -> None:
     """An API's sustained 5xx rate and latency alarms; `subject` names the API to a reader."""
-    factory.create(
+    api_5xx_alarm(factory, api, subject=subject, max_5xx_percent=max_5xx_percent)
+    latency_alarm_of(
+        factory,
+        latency_alarm,
+        api,
+        subject=subject,
+        statistic=latency_statistic,
+        max_latency_ms=max_latency_ms,
+    )
+
+
+def api_5xx_alarm(
+    factory: AlarmFactory, api: ApiMetrics, *, subject: str, max_5xx_percent: float
+) -> aws.cloudwatch.MetricAlarm:
+    """The API's sustained 5xx rate."""
+    return factory.create(
         "api-5xx-rate",
         f"More than {max_5xx_percent:g}% of {subject} requests failed with 5xx.",
         comparison="GreaterThanThreshold",
@@ -203,12 +234,24 @@ def api_alarms(
         metric_queries=api.server_error_rate_queries(),
         **SUSTAINED,
     )
-    statistic = "average" if latency_statistic == "Average" else latency_statistic
-    factory.create(
-        latency_alarm,
-        f"{subject} {statistic} latency is above {max_latency_ms} ms.",
+
+
+def latency_alarm_of(
+    factory: AlarmFactory,
+    what: str,
+    api: ApiMetrics,
+    *,
+    subject: str,
+    statistic: str,
+    max_latency_ms: int,
+) -> aws.cloudwatch.MetricAlarm:
+    """Sustained latency of `api` (a whole API or one route) above `max_latency_ms`."""
+    shown = "average" if statistic == "Average" else statistic
+    return factory.create(
+        what,
+        f"{subject} {shown} latency is above {max_latency_ms} ms.",
         comparison="GreaterThanThreshold",
         threshold=max_latency_ms,
-        metric=api.latency(latency_statistic),
+        metric=api.latency(statistic),
         **SUSTAINED,
     )

@@ -39,7 +39,7 @@ from components.functions import (
     RUNTIME,
     FunctionSpec,
 )
-from components.observability import ACCESS_LOG_KEY
+from components.observability import ACCESS_LOG_KEY, API_STAGE
 from components.packaging import layer_archive
 from components.settings import StackSettings
 from handlers.shared import env
@@ -481,7 +481,7 @@ class AnalyticsApi(pulumi.ComponentResource):
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage",
             api_id=self.api.id,
-            name="$default",
+            name=API_STAGE,
             auto_deploy=True,
             access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
                 destination_arn=args.log_groups[ACCESS_LOG_KEY].arn,
@@ -490,6 +490,9 @@ class AnalyticsApi(pulumi.ComponentResource):
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
                 throttling_rate_limit=settings.api_throttle_rate_limit,
                 throttling_burst_limit=settings.api_throttle_burst_limit,
+                # Per-route metrics (ApiId, Method, Resource, Stage), which the route
+                # latency alarms watch; API Gateway publishes them only with this on
+                # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-metrics.html).
                 detailed_metrics_enabled=True,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=routes),

@@ -25,8 +25,9 @@ from components.alarms import (
     AlarmFactory,
     ApiMetrics,
     Metric,
-    api_alarms,
+    api_5xx_alarm,
     lambda_metric,
+    latency_alarm_of,
     sum_queries,
 )
 from components.dashboards import (
@@ -37,8 +38,9 @@ from components.dashboards import (
     lambda_widgets,
     metric_widget,
 )
-from components.functions import FunctionSpec
+from components.functions import REPORTER, FunctionSpec
 from components.settings import StackSettings
+from handlers.shared.routes import ROUTES, Route
 from handlers.shared.telemetry import (
     AGGREGATOR_RUNS,
     AGGREGATOR_SHARD_FAILURES,
@@ -49,6 +51,7 @@ from handlers.shared.telemetry import (
 )
 
 ACCESS_LOG_KEY = "api-access"  # the API stage's access log group among the log groups
+API_STAGE = "$default"  # the HTTP API's one stage (AnalyticsApi), auto-deployed
 # Undelivered pages are kept as long as SQS keeps anything.
 WEBHOOK_DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 # The actions CloudWatch Logs needs on a customer managed key (its user guide's key policy).
@@ -348,15 +351,26 @@ class AnalyticsObservability(pulumi.ComponentResource):
 
     def _api_alarms(self, factory: AlarmFactory, args: AnalyticsObservabilityArgs) -> None:
         thresholds = args.settings.alarms
-        api_alarms(
+        api_5xx_alarm(
             factory,
             ApiMetrics.http(args.api_id),
             subject="API",
             max_5xx_percent=thresholds.api_5xx_rate_percent,
-            latency_alarm="api-latency-p95",
-            latency_statistic="p95",
-            max_latency_ms=thresholds.api_latency_p95_ms,
         )
+        # One latency alarm per route: POST /analytics/reports renders for up to 28 s,
+        # so a few reports in a window would push a whole-API p95 over any budget a
+        # query route should keep. The report routes get a report-sized budget.
+        for route in ROUTES:
+            reports = route.function == REPORTER.key
+            budget = thresholds.report_latency_p95_ms if reports else thresholds.api_latency_p95_ms
+            latency_alarm_of(
+                factory,
+                f"api-latency-p95-{route.slug}",
+                route_metrics(args.api_id, route),
+                subject=route.key,
+                statistic="p95",
+                max_latency_ms=budget,
+            )
 
     def _workload_alarms(self, factory: AlarmFactory, args: AnalyticsObservabilityArgs) -> None:
         settings = args.settings
@@ -497,6 +511,11 @@ class AnalyticsObservability(pulumi.ComponentResource):
                 },
             },
         ]
+
+
+def route_metrics(api_id: pulumi.Input[str], route: Route) -> ApiMetrics:
+    """The metrics of one route of the analytics API's stage."""
+    return ApiMetrics.http_route(api_id, API_STAGE, route.method, route.path)
 
 
 def webhook_dead_letter_queue_name(name_prefix: str) -> str:

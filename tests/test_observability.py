@@ -357,13 +357,17 @@ def test_api_alarms_watch_the_http_api_by_its_id(deployment):
     expression = next(q for q in rate["metricQueries"] if q["id"] == "result")["expression"]
     assert expression == "IF(total > 0, 100 * FILL(errors, 0) / total, 0)"
 
-    latency = found[f"{prefix(deployment)}-analytics-api-latency-p95"]
-    assert (latency["metricName"], latency["dimensions"], latency["extendedStatistic"]) == (
+    # Latency is alarmed per route (tests/test_latency_alarms.py), never for the whole API.
+    assert f"{prefix(deployment)}-analytics-api-latency-p95" not in found
+    usage = found[f"{prefix(deployment)}-analytics-api-latency-p95-get-analytics-usage"]
+    assert (usage["metricName"], usage["dimensions"], usage["extendedStatistic"]) == (
         "Latency",
-        {"ApiId": API_ID},
+        {"ApiId": API_ID, "Method": "GET", "Resource": "/analytics/usage", "Stage": "$default"},
         "p95",
     )
-    assert latency["threshold"] == 500
+    assert usage["threshold"] == 500
+    render = found[f"{prefix(deployment)}-analytics-api-latency-p95-post-analytics-reports"]
+    assert render["threshold"] == 25000
 
 
 def test_api_alarms_wait_for_the_api_whose_id_they_use(deployment):
