@@ -333,6 +333,7 @@ class AnalyticsApi(pulumi.ComponentResource):
             env.REPORTS_TABLE: tables["reports"],
             env.REPORTS_BUCKET: args.bucket.bucket,
             env.REPORT_URL_EXPIRY_SECONDS: str(settings.report_url_expiry_seconds),
+            env.REPORT_RETENTION_DAYS: str(settings.report_retention_days),
             env.CORS_ALLOWED_ORIGINS: cors,
         }
         if args.data_key is not None:

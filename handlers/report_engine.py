@@ -175,6 +175,7 @@ class ReportEngine:
             spec.period,
             now,
             schedule_id=item["schedule_id"],
+            retention_days=self.service.retention_days,
         )
         try:
             self.service.reports.create(record)

@@ -26,7 +26,15 @@ from typing import Any
 import boto3
 
 from handlers.shared import env, telemetry
-from handlers.shared.http import Request, Route, bad_request, handle, json_response, not_found
+from handlers.shared.http import (
+    ApiError,
+    Request,
+    Route,
+    bad_request,
+    handle,
+    json_response,
+    not_found,
+)
 from handlers.shared.reports.idempotency import IdempotencyRecords, fingerprint, validate_key
 from handlers.shared.reports.ids import new_id
 from handlers.shared.reports.jobs import ReportJobs
@@ -83,6 +91,16 @@ def sync_budget_from_env() -> float:
     return seconds
 
 
+def report_expired(record: ReportRecord) -> ApiError:
+    """410: the report existed, but its file is gone with the retention period."""
+    return ApiError(
+        410,
+        "report_expired",
+        f"report {record.report_id} has expired: reports are kept for a limited time"
+        " (reportRetentionDays); request a new one",
+    )
+
+
 class ReporterApi:
     def __init__(
         self,
@@ -134,7 +152,13 @@ class ReporterApi:
                     return self._answer(self.service.settled(existing), request)
                 report_id = claimed_id  # the first attempt stopped before creating it
         record = new_record(
-            request.tenant, report_id, fields["type"], fields["format"], fields["period"], now
+            request.tenant,
+            report_id,
+            fields["type"],
+            fields["format"],
+            fields["period"],
+            now,
+            retention_days=self.service.retention_days,
         )
         if not self.service.reports.create(record):
             # A concurrent retry with the same key created it a moment ago.
@@ -174,7 +198,10 @@ class ReporterApi:
 
     def list(self, request: Request) -> dict[str, Any]:
         records, cursor = self.service.reports.page(
-            request.tenant, page_size(request.query.get("limit")), request.query.get("next")
+            request.tenant,
+            page_size(request.query.get("limit")),
+            request.query.get("next"),
+            self.service.clock(),
         )
         views = [self.service.view(self.service.settled(record)) for record in records]
         return json_response(200, {"reports": views, "next": cursor}, request.origin)
@@ -183,6 +210,8 @@ class ReporterApi:
         record = self.service.reports.get(request.tenant, request.path_parameters.get("id", ""))
         if record is None:
             raise not_found("report")
+        if record.is_expired(self.service.clock()):
+            raise report_expired(record)
         return json_response(200, self.service.view(self.service.settled(record)), request.origin)
 
 

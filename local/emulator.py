@@ -133,6 +133,7 @@ def provision(jwt_secret: str) -> dict[str, str]:
         env.CORS_ALLOWED_ORIGINS: ",".join(CORS_ORIGINS),
         env.CACHE_TTL_SECONDS: "60",
         env.REPORT_URL_EXPIRY_SECONDS: "900",
+        env.REPORT_RETENTION_DAYS: str(REPORT_RETENTION_DAYS),
         env.REPORT_JOBS_QUEUE_URL: jobs,
         env.REPORT_SYNC_BUDGET_SECONDS: str(REPORT_SYNC_BUDGET_SECONDS),
         env.REPORT_SENDER: REPORT_SENDER,

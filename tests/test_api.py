@@ -319,6 +319,7 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
     reports = {
         "REPORTS_BUCKET": f"{prefix}-reports-{ACCOUNT_ID}",
         "REPORT_URL_EXPIRY_SECONDS": "900",
+        "REPORT_RETENTION_DAYS": "90",
         **(
             {
                 "REPORTS_KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/analytics-data-data-key-key-id"

@@ -72,11 +72,14 @@ def test_metrics_keys_hold_samples_and_rollups_with_ttl_and_no_index(deployment)
     assert inputs["pointInTimeRecovery"] == {"enabled": True}
 
 
-def test_reports_list_by_tenant_without_an_index(deployment):
+def test_reports_list_by_tenant_without_an_index_and_expire_by_ttl(deployment):
     inputs = table(deployment, "reports").inputs
     assert (inputs["hashKey"], inputs["rangeKey"]) == ("customer_id", "report_id")
     assert "globalSecondaryIndexes" not in inputs
-    assert "ttl" not in inputs
+    # Report records expire with their files (reportRetentionDays), through TTL...
+    assert inputs["ttl"] == {"attributeName": "ttl", "enabled": True}
+    # ...but they are the tenants' history, not a cache: recovery stays on.
+    assert inputs["pointInTimeRecovery"] == {"enabled": True}
 
 
 def test_schedules_have_an_index_for_due_schedules(deployment):

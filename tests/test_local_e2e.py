@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import jwt
 import pytest
 import requests
@@ -34,6 +35,8 @@ from pypdf import PdfReader
 from handlers.shared.routes import ROUTES, Route
 from local import signals
 from local.config import AUDIENCE, DEFAULT_JWT_SECRET, ISSUER
+from local.config import ENVIRONMENT as LOCAL_ENVIRONMENT
+from local.config import REGION as LOCAL_REGION
 from local.emulator import CORS_ORIGINS
 from tests.local_stack import JWT_SECRET, ROOT, LocalStack, local_stack_fixture  # noqa: F401
 from tests.openapi_document import (
@@ -603,6 +606,50 @@ def test_the_report_list_pages_newest_first_with_fresh_urls(local_stack: LocalSt
     # A cursor is only good for the tenant it was given to.
     response = local_stack.call("GET", REPORTS, "acme", params={"next": first["next"]})
     assert response.status_code == 400
+
+
+def emulator_client(stack: LocalStack, service: str) -> Any:
+    """A client of the stack's AWS emulator (the endpoint its log announced)."""
+    endpoint = re.search(r"AWS emulator \(moto\) on (http://127\.0\.0\.1:\d+)", stack.log())
+    assert endpoint, stack.log()
+    return boto3.client(
+        service,
+        endpoint_url=endpoint.group(1),
+        region_name=LOCAL_REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def test_an_expired_report_answers_410_and_leaves_the_list(local_stack: LocalStack) -> None:
+    expiring = create_report(local_stack, "globex", format="csv", period="7d")
+    kept = create_report(local_stack, "globex", format="json", period="7d")
+    table = f"securebase-{LOCAL_ENVIRONMENT}-reports"
+    key = {"customer_id": {"S": "globex"}, "report_id": {"S": expiring["id"]}}
+    dynamodb = emulator_client(local_stack, "dynamodb")
+    ttl = int(dynamodb.get_item(TableName=table, Key=key)["Item"]["ttl"]["N"])
+    # 90 days (reportRetentionDays) from now, rounded up to midnight UTC as S3 does.
+    created = dt.datetime.strptime(expiring["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+    expected = dt.datetime.combine(
+        (created + dt.timedelta(days=90)).date() + dt.timedelta(days=1), dt.time(), dt.UTC
+    )
+    assert ttl == int(expected.timestamp())
+
+    # Its retention passes: the emulator, like DynamoDB for days, still holds the item.
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #ttl = :past",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    response = local_stack.call("GET", f"{REPORTS}/{expiring['id']}", "globex")
+    assert response.status_code == 410, response.text
+    assert assert_conforms(response, "GET", REPORT_ID)["code"] == "report_expired"
+    listed = [item["id"] for item in get(local_stack, REPORTS, "globex", limit="100")["reports"]]
+    assert kept["id"] in listed
+    assert expiring["id"] not in listed
+    assert local_stack.call("GET", f"{REPORTS}/{expiring['id']}", "acme").status_code == 404
 
 
 def test_an_idempotency_key_returns_the_same_report(local_stack: LocalStack) -> None:

@@ -16,7 +16,12 @@ from handlers.shared.http import handle
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.model import CONTENT_TYPES
 from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE, ReportService
-from handlers.shared.reports.store import MULTIPART_THRESHOLD_BYTES, ReportObjects, new_record
+from handlers.shared.reports.store import (
+    MULTIPART_THRESHOLD_BYTES,
+    ReportObjects,
+    expiry_time,
+    new_record,
+)
 from tests.pulumi_program import run_program
 from tests.test_report_support import (
     BUCKET,
@@ -168,6 +173,87 @@ def test_get_returns_the_report_with_a_fresh_url(api, clock):
     # Signed again for this request: valid for the full expiry from now.
     assert report["expires_at"] == "2026-11-23T14:30:09Z"
     assert "X-Amz-Expires=900" in report["url"]
+
+
+def test_a_report_record_expires_at_the_midnight_its_file_does(api, stack):
+    report = body_of(call(api, CREATE, body={"format": "csv"}))
+
+    (item,) = stored_reports(stack)
+    # Created 2026-11-23 14:05:09; S3 expires the file 90 days later rounded up
+    # to midnight UTC: 2027-02-21 14:05:09 -> 2027-02-22 00:00:00.
+    expiry = dt.datetime(2027, 2, 22, tzinfo=dt.UTC)
+    assert item["ttl"] == {"N": str(int(expiry.timestamp()))}
+    assert item["report_id"] == {"S": report["id"]}
+
+
+@pytest.mark.parametrize(
+    ("created", "expires"),
+    [
+        (
+            dt.datetime(2026, 11, 23, 14, 5, 9, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 25, tzinfo=dt.UTC),
+        ),
+        (
+            dt.datetime(2026, 11, 23, 0, 0, 0, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 24, tzinfo=dt.UTC),
+        ),
+        (
+            dt.datetime(2026, 11, 23, 23, 59, 59, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 25, tzinfo=dt.UTC),
+        ),
+        (
+            dt.datetime(2026, 11, 23, 20, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            dt.datetime(2026, 11, 26, tzinfo=dt.UTC),  # 01:00 UTC on the 24th
+        ),
+    ],
+)
+def test_expiry_follows_s3s_lifecycle_rounding(created, expires):
+    assert expiry_time(created, 1) == expires
+
+
+def test_an_expired_report_leaves_the_list_and_answers_410(api, stack, clock):
+    old = body_of(call(api, CREATE, body={"format": "csv"}))
+    clock.now = dt.datetime(2026, 12, 24, 9, tzinfo=dt.UTC)
+    recent = body_of(call(api, CREATE, body={"format": "json"}))
+
+    # One second before the first report's TTL (2027-02-22T00:00:00Z): both listed.
+    clock.now = dt.datetime(2027, 2, 21, 23, 59, 59, tzinfo=dt.UTC)
+    assert ids(body_of(call(api, LIST))["reports"]) == [recent["id"], old["id"]]
+    assert call(api, GET, path_parameters={"id": old["id"]})["statusCode"] == 200
+
+    # At the TTL the item is expired, though DynamoDB may keep it for days.
+    clock.now = dt.datetime(2027, 2, 22, tzinfo=dt.UTC)
+    assert len(stored_reports(stack)) == 2
+    listed = body_of(call(api, LIST))
+    assert ids(listed["reports"]) == [recent["id"]]
+    response = call(api, GET, path_parameters={"id": old["id"]})
+    assert response["statusCode"] == 410
+    assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert body_of(response) == {
+        "error": f"report {old['id']} has expired: reports are kept for a limited time"
+        " (reportRetentionDays); request a new one",
+        "code": "report_expired",
+    }
+    # Another tenant still learns nothing about it.
+    seed_tenant(stack, "globex")
+    assert call(api, GET, "globex", path_parameters={"id": old["id"]})["statusCode"] == 404
+
+
+def test_a_page_of_expired_reports_still_leads_to_the_next(api, clock):
+    created = []
+    for _ in range(3):
+        created.append(body_of(call(api, CREATE, body={"format": "csv"}))["id"])
+        clock.now += dt.timedelta(days=1)
+    # The two oldest have expired; the newest has not.
+    clock.now = dt.datetime(2027, 2, 23, 12, tzinfo=dt.UTC)
+
+    first = body_of(call(api, LIST, query={"limit": "1"}))
+    assert ids(first["reports"]) == [created[2]]
+    rest = body_of(call(api, LIST, query={"limit": "1", "next": first["next"]}))
+    while rest["next"]:
+        assert rest["reports"] == []
+        rest = body_of(call(api, LIST, query={"limit": "1", "next": rest["next"]}))
+    assert rest["reports"] == []
 
 
 def test_other_tenants_reports_are_not_found(api, stack):
@@ -519,7 +605,9 @@ def test_reports_are_encrypted_with_the_configured_kms_key(stack, clock, monkeyp
 
 def test_large_files_are_uploaded_in_parts(stack, tmp_path):
     objects = ReportObjects(stack.s3, BUCKET, None, 900)
-    record = new_record("acme", "01M84BK4G8XM54MK7HVAZ1VPP3", "detailed", "json", "365d", NOW)
+    record = new_record(
+        "acme", "01M84BK4G8XM54MK7HVAZ1VPP3", "detailed", "json", "365d", NOW, retention_days=90
+    )
     path = tmp_path / "large.json"
     path.write_bytes(b"x" * (MULTIPART_THRESHOLD_BYTES + 1024))
 

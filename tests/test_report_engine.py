@@ -204,6 +204,8 @@ def test_a_due_schedule_is_rendered_emailed_and_advanced(engine, stack):
     assert report["schedule_id"] == created["id"]
     assert report["status"] == "ready"
     assert report["filename"] == "securebase-acme-summary-7d-2026-11-23.csv"
+    # Expires with its file: 90 days after 2026-11-23 15:07, rounded up to midnight UTC.
+    assert report["ttl"] == int(dt.datetime(2027, 2, 22, tzinfo=dt.UTC).timestamp())
     # The emailed link downloads the report.
     content = requests.get(link_in(emails[0]), timeout=5).content
     assert content == stack.get_object(report["s3_key"])["Body"].read()
@@ -336,7 +338,9 @@ def sqs_event(*bodies):
 
 
 def test_failed_jobs_are_reported_for_redelivery_and_malformed_ones_dropped(engine, monkeypatch):
-    record = new_record("acme", "01M84BK4G8XM54MK7HVAZ1VPP3", "summary", "pdf", "7d", NOW)
+    record = new_record(
+        "acme", "01M84BK4G8XM54MK7HVAZ1VPP3", "summary", "pdf", "7d", NOW, retention_days=90
+    )
     engine.service.reports.create(record)
     job = json.dumps({"customer_id": "acme", "report_id": record.report_id})
 

@@ -37,6 +37,7 @@ SENDER = "reports@securebase.example.com"
 ORIGIN = "https://portal.example.com"
 BUCKET = "securebase-test-reports-123456789012"
 URL_EXPIRY_SECONDS = 900
+RETENTION_DAYS = 90
 SERVICES = {"AWS Lambda": Decimal("1.25"), "Amazon Simple Storage Service": Decimal("0.5")}
 
 
@@ -81,6 +82,7 @@ def moto_stack(monkeypatch: Any) -> Iterator[MotoStack]:
             "CACHE_TABLE": tables["report-cache"],
             "REPORTS_BUCKET": BUCKET,
             "REPORT_URL_EXPIRY_SECONDS": str(URL_EXPIRY_SECONDS),
+            "REPORT_RETENTION_DAYS": str(RETENTION_DAYS),
             "REPORT_JOBS_QUEUE_URL": queue_url,
             "REPORT_SENDER": SENDER,
             "CORS_ALLOWED_ORIGINS": ORIGIN,

@@ -33,6 +33,8 @@ JWT_JWKS_URL = "JWT_JWKS_URL"  # RS256/ES256 keys
 CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"  # comma-separated
 CACHE_TTL_SECONDS = "CACHE_TTL_SECONDS"
 REPORT_URL_EXPIRY_SECONDS = "REPORT_URL_EXPIRY_SECONDS"
+# reportRetentionDays: days a report file lives (bucket lifecycle) and its record's TTL.
+REPORT_RETENTION_DAYS = "REPORT_RETENTION_DAYS"
 REPORT_JOBS_QUEUE_URL = "REPORT_JOBS_QUEUE_URL"  # deferred (202) reports for the engine
 # Optional: seconds of estimated rendering the reporter does within the request
 # (0 to 20, default 20); anything longer is deferred to the report engine.

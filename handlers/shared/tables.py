@@ -56,8 +56,11 @@ class TableSpec:
 METRICS = TableSpec(name="metrics", hash_key="pk", range_key="sk", ttl_attribute="ttl")
 
 # Report ids sort by creation time, so a tenant's reports list newest first
-# straight from the table, with no index.
-REPORTS = TableSpec(name="reports", hash_key="customer_id", range_key="report_id")
+# straight from the table, with no index. Each report expires with its file
+# (`ttl`, epoch seconds; see handlers.shared.reports.store).
+REPORTS = TableSpec(
+    name="reports", hash_key="customer_id", range_key="report_id", ttl_attribute="ttl"
+)
 
 # Active schedules carry `due_shard`; the sparse index finds due schedules of
 # every tenant by `next_run` (ISO-8601 UTC, sorts as time) without a scan.

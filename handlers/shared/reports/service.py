@@ -95,6 +95,8 @@ class ReportService:
     reports: ReportsTable
     objects: ReportObjects
     reader: MetricsReader
+    # reportRetentionDays: the bucket's lifecycle expiry, and so every report's TTL.
+    retention_days: int
     clock: Callable[[], dt.datetime] = utc_now
 
     @classmethod
@@ -110,6 +112,7 @@ class ReportService:
                 env.require_int(env.REPORT_URL_EXPIRY_SECONDS),
             ),
             reader=MetricsReader(dynamodb, env.require(env.METRICS_TABLE)),
+            retention_days=env.require_int(env.REPORT_RETENTION_DAYS),
             clock=clock,
         )
 

@@ -5,6 +5,15 @@ time, so a reverse Query lists a tenant's reports newest first. Files are
 stored at `{customer_id}/{report_id}.{ext}`, encrypted (SSE-KMS with the
 configured key, else SSE-S3), with the content type and a download filename,
 and handed out only as presigned GET URLs that expire within the hour.
+
+Files expire through the bucket's lifecycle rule `reportRetentionDays` after
+they were written; a report item carries a DynamoDB TTL (`ttl`, epoch
+seconds) that ends no later than its file (`expiry_time`). DynamoDB deletes
+expired items lazily, typically within a few days, and until then reads still
+return them, so readers check `is_expired` themselves: an expired report is
+left out of the list and answers 410 (AWS: "Working with expired items and
+time to live", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html,
+and "How TTL works", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class ReportRecord:
     rows: int | None = None
     error: str | None = None
     schedule_id: str | None = None  # set for scheduled reports
+    ttl: int | None = None  # epoch seconds; see expiry_time
 
     @property
     def content_type(self) -> str:
@@ -72,6 +82,7 @@ class ReportRecord:
             "rows": self.rows,
             "error": self.error,
             "schedule_id": self.schedule_id,
+            "ttl": self.ttl,
         }
         return {key: value for key, value in item.items() if value is not None}
 
@@ -95,7 +106,16 @@ class ReportRecord:
             rows=optional_int("rows"),
             error=item.get("error"),
             schedule_id=item.get("schedule_id"),
+            ttl=optional_int("ttl"),
         )
+
+    def is_expired(self, now: dt.datetime) -> bool:
+        """Whether the report's TTL has passed: its file is gone, or about to go.
+
+        DynamoDB treats an item as expired once its TTL is at or before the
+        current time, so a report expires at the TTL's very second.
+        """
+        return self.ttl is not None and self.ttl <= now.timestamp()
 
     def view(self, url: str | None, expires_at: str | None) -> dict[str, Any]:
         """The report as the API shows it."""
@@ -124,8 +144,10 @@ def new_record(
     period: str,
     now: dt.datetime,
     schedule_id: str | None = None,
+    *,
+    retention_days: int,
 ) -> ReportRecord:
-    """A pending report: its object key and the filename a download is saved as."""
+    """A pending report: its object key, the filename a download is saved as, its TTL."""
     return ReportRecord(
         customer_id=tenant,
         report_id=report_id,
@@ -137,7 +159,23 @@ def new_record(
         s3_key=f"{tenant}/{report_id}.{fmt}",
         filename=f"securebase-{tenant}-{report_type}-{period}-{now.date().isoformat()}.{fmt}",
         schedule_id=schedule_id,
+        ttl=int(expiry_time(now, retention_days).timestamp()),
     )
+
+
+def expiry_time(created: dt.datetime, retention_days: int) -> dt.datetime:
+    """When a report created at `created` expires: no later than its file.
+
+    S3 expires an object "by adding the number of days specified in the rule
+    to the object creation time and rounding the resulting time to the next
+    day midnight UTC" (S3 User Guide, "Lifecycle configuration elements",
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html).
+    The file is written after the record is created, so the same rule applied
+    to the record's creation time never ends after the file does.
+    """
+    end = created.astimezone(dt.UTC) + dt.timedelta(days=retention_days)
+    midnight = dt.datetime.combine(end.date(), dt.time(), tzinfo=dt.UTC)
+    return midnight if end == midnight else midnight + dt.timedelta(days=1)
 
 
 def _encode_cursor(last_key: Mapping[str, Any]) -> str:
@@ -211,13 +249,23 @@ class ReportsTable:
         return ReportRecord.from_item(deserialize(item)) if item else None
 
     def page(
-        self, tenant: str, limit: int, cursor: str | None
+        self, tenant: str, limit: int, cursor: str | None, now: dt.datetime
     ) -> tuple[list[ReportRecord], str | None]:
-        """One page, newest first, and the cursor of the next page (None on the last)."""
+        """One page of unexpired reports, newest first, and the next page's cursor.
+
+        Expired items that TTL has not deleted yet are filtered out, as AWS
+        advises ("Working with expired items", see the module docstring).
+        DynamoDB applies `Limit` before the filter, so a page may hold fewer
+        than `limit` reports and still have a next page; `None` means the last.
+        """
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "customer_id = :tenant",
-            "ExpressionAttributeValues": serialize({":tenant": tenant}),
+            "FilterExpression": "attribute_not_exists(#ttl) OR #ttl > :now",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": serialize(
+                {":tenant": tenant, ":now": int(now.timestamp())}
+            ),
             "ScanIndexForward": False,
             "Limit": limit,
         }
