@@ -165,8 +165,41 @@ def test_hourly_window_compares_with_the_same_hours_a_day_earlier() -> None:
         "previous": Decimal(20),
         "change_percent": Decimal("50.0"),
         "direction": "up",
+        "basis": "complete",  # a day with data in each window
     }
     assert [point["hour"] for point in body["series"]][-1] == "2026-03-01T05:00:00Z"
+    assert [point["partial"] for point in body["series"]] == [False] * 5 + [True]
+
+
+@given(
+    days=st.integers(min_value=3, max_value=60),
+    now=moments,
+    current_offsets=st.sets(st.integers(min_value=0, max_value=59)),
+    previous_offsets=st.sets(st.integers(min_value=0, max_value=59)),
+)
+def test_a_change_is_given_only_against_a_previous_window_with_as_many_days_of_data(
+    days, now, current_offsets, previous_offsets
+) -> None:
+    """Days with data are any subset of each window; the change is null exactly when
+    the previous window has fewer of them (or nothing to compare with)."""
+    today = now.date()
+    current_days = {today - dt.timedelta(days=o) for o in current_offsets if o < days}
+    previous_days = {today - dt.timedelta(days=days + o) for o in previous_offsets if o < days}
+    records = [
+        DailyUsage(day, "api_calls", Decimal(100 + index), 24)
+        for index, day in enumerate(sorted(current_days | previous_days))
+    ]
+    body = analytics.usage_body("acme", parse_period(f"{days}d"), records, now)
+
+    figure = body["trends"]["api_calls"]
+    complete = len(previous_days) >= len(current_days)
+    assert figure["basis"] == ("complete" if complete else "incomplete")
+    if not complete or figure["previous"] == 0:
+        assert figure["change_percent"] is None
+    else:
+        assert figure["change_percent"] is not None
+    # The series' last point, today, is the only partial one.
+    assert [point["partial"] for point in body["series"]] == [False] * (days - 1) + [True]
 
 
 @pytest.mark.parametrize(
@@ -184,6 +217,14 @@ def test_trend(current, previous, expected) -> None:
     assert analytics.trend(Decimal(current), Decimal(previous)) == {
         "previous": Decimal(previous),
         **expected,
+        "basis": "complete",
+    }
+    incomplete = analytics.trend(Decimal(current), Decimal(previous), "incomplete")
+    assert incomplete == {
+        "previous": Decimal(previous),
+        "change_percent": None,
+        "direction": expected["direction"],
+        "basis": "incomplete",
     }
 
 

@@ -179,9 +179,14 @@ def test_a_report_is_ready_with_a_url_or_not_ready_without_one() -> None:
 
 def test_usage_series_points_are_daily_or_hourly_never_both() -> None:
     figures = {"api_calls": 1, "storage_gb": 2.5, "compute_hours": 0, "data_transfer_gb": 0.1}
-    assert is_valid("DailyUsagePoint", {"date": "2026-11-23", **figures})
-    assert is_valid("HourlyUsagePoint", {"hour": "2026-11-23T05:00:00Z", **figures})
-    assert not is_valid("DailyUsagePoint", {"date": "2026-11-23", "extra": 1, **figures})
+    assert is_valid("DailyUsagePoint", {"date": "2026-11-23", "partial": True, **figures})
+    assert is_valid(
+        "HourlyUsagePoint", {"hour": "2026-11-23T05:00:00Z", "partial": False, **figures}
+    )
+    assert not is_valid("DailyUsagePoint", {"date": "2026-11-23", **figures})  # partial required
+    assert not is_valid(
+        "DailyUsagePoint", {"date": "2026-11-23", "partial": False, "extra": 1, **figures}
+    )
     assert not is_valid("UsageMetrics", {**figures, "date": "2026-11-23"})
     assert not is_valid("UsageMetrics", {**figures, "api_calls": 1.5})
 

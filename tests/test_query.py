@@ -218,12 +218,34 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
             "compute_hours": 7,
             "data_transfer_gb": 2,
         },
-        # 3000 calls against 1000 + 1000 + 1000 x 14/24; storage is a level, not prorated
+        # 3000 calls against 1000 + 1000 + 1000 x 14/24; storage is a level, not prorated.
+        # Only api_calls has data for as many days before (3) as now (3): the
+        # others' changes would measure the missing days.
         "trends": {
-            "api_calls": {"previous": 2583, "change_percent": 16.1, "direction": "up"},
-            "storage_gb": {"previous": 8, "change_percent": 46, "direction": "up"},
-            "compute_hours": {"previous": 0, "change_percent": None, "direction": "up"},
-            "data_transfer_gb": {"previous": 2, "change_percent": 0, "direction": "flat"},
+            "api_calls": {
+                "previous": 2583,
+                "change_percent": 16.1,
+                "direction": "up",
+                "basis": "complete",
+            },
+            "storage_gb": {
+                "previous": 8,
+                "change_percent": None,
+                "direction": "up",
+                "basis": "incomplete",  # 1 day against 3
+            },
+            "compute_hours": {
+                "previous": 0,
+                "change_percent": None,
+                "direction": "up",
+                "basis": "incomplete",  # 0 days against 3
+            },
+            "data_transfer_gb": {
+                "previous": 2,
+                "change_percent": None,
+                "direction": "flat",
+                "basis": "incomplete",  # 1 day against 2
+            },
         },
         "series": [
             {
@@ -232,6 +254,7 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
                 "storage_gb": 10,
                 "compute_hours": 2.5,
                 "data_transfer_gb": 1.25,
+                "partial": False,
             },
             {
                 "date": "2026-11-22",
@@ -239,6 +262,7 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
                 "storage_gb": 12,
                 "compute_hours": 3.5,
                 "data_transfer_gb": 0.75,
+                "partial": False,
             },
             {
                 "date": "2026-11-23",
@@ -246,6 +270,7 @@ def test_usage_body_for_three_days(stack: Stack) -> None:
                 "storage_gb": 14,
                 "compute_hours": 1,
                 "data_transfer_gb": 0,
+                "partial": True,  # today, still being aggregated
             },
         ],
         "generated_at": "2026-11-23T14:20:05Z",
@@ -277,7 +302,12 @@ def test_usage_for_one_day_uses_unexpired_hourly_samples(stack: Stack) -> None:
         "compute_hours": 0,
         "data_transfer_gb": 0,
     }
-    assert body["trends"]["api_calls"] == {"previous": 100, "change_percent": 50, "direction": "up"}
+    assert body["trends"]["api_calls"] == {
+        "previous": 100,
+        "change_percent": 50,
+        "direction": "up",
+        "basis": "complete",
+    }
     assert [point["hour"] for point in body["series"]] == [
         f"2026-11-23T{hour:02d}:00:00Z" for hour in range(15)
     ]
@@ -287,8 +317,10 @@ def test_usage_for_one_day_uses_unexpired_hourly_samples(stack: Stack) -> None:
         "storage_gb": 5,
         "compute_hours": 0,
         "data_transfer_gb": 0,
+        "partial": False,
     }
     assert body["series"][11]["api_calls"] == 0
+    assert body["series"][-1]["partial"] is True  # the current hour
 
 
 def test_usage_period_defaults_to_30_days(stack: Stack) -> None:
@@ -435,6 +467,7 @@ def test_unknown_tenant_gets_zeros(stack: Stack) -> None:
         "previous": 0,
         "change_percent": None,
         "direction": "flat",
+        "basis": "complete",  # no day with data in either window
     }
     assert len(usage["series"]) == 14
     assert all(point["api_calls"] == 0 for point in usage["series"])

@@ -9,6 +9,10 @@ current, partial UTC day. `metrics` and `series` cover the whole window,
 today's partial day included. A trend compares `metrics` with `previous`, the
 same figure over the previous window: the same span one period (N days)
 earlier, cut at the same time of day, so the two are directly comparable.
+A trend counts only complete coverage: when the previous window has data
+for fewer days of a metric than the current one (hourly windows too count
+days), its `basis` is `incomplete` and `change_percent` is null. The series' last
+point, the current day (or hour), is marked `partial`.
 
 - Windows of up to two days are served from hourly samples: the previous
   window holds exactly the same hours N days earlier.
@@ -169,13 +173,39 @@ def _aggregate(
     return values
 
 
-def trend(current: Decimal, previous: Decimal) -> dict[str, Any]:
-    """Change from `previous` to `current`; `change_percent` is null when previous is 0."""
+COMPLETE = "complete"  # the previous window has data for at least as many slots
+INCOMPLETE = "incomplete"  # it has fewer: a change would measure missing data
+
+
+def trend(current: Decimal, previous: Decimal, basis: str = COMPLETE) -> dict[str, Any]:
+    """Change from `previous` to `current`.
+
+    `change_percent` is null when previous is 0, and when the comparison's
+    `basis` is incomplete: against a previous window that has data for fewer
+    days than the current one, a change measures the missing data,
+    not the tenant (a 90-day window against a previous one holding a single
+    partial day showed +75,875%).
+    """
     change = (
-        None if previous == 0 else _round((current - previous) * 100 / previous, Decimal("0.1"))
+        None
+        if previous == 0 or basis == INCOMPLETE
+        else _round((current - previous) * 100 / previous, Decimal("0.1"))
     )
     direction = "up" if current > previous else "down" if current < previous else "flat"
-    return {"previous": previous, "change_percent": change, "direction": direction}
+    return {"previous": previous, "change_percent": change, "direction": direction, "basis": basis}
+
+
+def days_with_data(records: Iterable[DailyUsage | HourlySample]) -> dict[str, int]:
+    """Per metric, the number of UTC days with at least one record (rollup or sample)."""
+    days: dict[str, set[dt.date]] = defaultdict(set)
+    for record in records:
+        days[record.metric].add(_slot_of(record).date())
+    return {metric.key: len(days[metric.key]) for metric in USAGE_METRICS}
+
+
+def comparison_basis(current_days: int, previous_days: int) -> str:
+    """Complete when the previous window has data for at least as many days."""
+    return COMPLETE if previous_days >= current_days else INCOMPLETE
 
 
 def usage_body(
@@ -196,21 +226,35 @@ def usage_body(
     previous = [r for r in records if windows.previous_start <= _slot_of(r) < windows.previous_end]
     metrics = _aggregate(current)
     previous_metrics = _aggregate(previous, windows.previous_share)
+    # Today's partial day counts as a day with data, and so does the previous
+    # window's last day, which is cut at the same time of day.
+    current_days = days_with_data(current)
+    previous_days = days_with_data(previous)
     by_slot: dict[dt.datetime, list[DailyUsage | HourlySample]] = defaultdict(list)
     for record in current:
         by_slot[_slot_of(record)].append(record)
+    slots = windows.slots()
     series = [
         {
             **({"hour": iso_utc(slot)} if windows.hourly else {"date": slot.date().isoformat()}),
             **_aggregate(by_slot.get(slot, ())),
+            # The current hour or day is still being aggregated.
+            "partial": slot == slots[-1],
         }
-        for slot in windows.slots()
+        for slot in slots
     ]
     return {
         "customer_id": tenant,
         "period": period.label,
         "metrics": metrics,
-        "trends": {key: trend(metrics[key], previous_metrics[key]) for key in metrics},
+        "trends": {
+            key: trend(
+                metrics[key],
+                previous_metrics[key],
+                comparison_basis(current_days[key], previous_days[key]),
+            )
+            for key in metrics
+        },
         "series": series,
         "generated_at": iso_utc(now),
     }
