@@ -159,6 +159,28 @@ def test_a_week_of_steady_growth_trends_up_at_any_hour_of_the_day(
     for metric in METRICS:
         trend = usage["trends"][metric]
         assert -2 < trend["change_percent"] < 5, (metric, trend)
+        assert trend["basis"] == "complete"
+    assert [point["partial"] for point in usage["series"]] == [False] * 6 + [True]
+
+
+def test_a_90_day_report_on_90_days_of_data_shows_no_change(local_stack: LocalStack) -> None:
+    # The stack holds 90 days: the previous 90-day window has at most a partial
+    # day of data, so a change would measure the missing days (+75,875 % once).
+    usage = get(local_stack, "/analytics/usage", period="90d")
+    for metric in METRICS:
+        assert usage["trends"][metric]["change_percent"] is None, metric
+        assert usage["trends"][metric]["basis"] == "incomplete", metric
+    report = create_report(local_stack, format="json", type="detailed", period="90d")
+    content = json.loads(download(report["url"]))
+    for metric in METRICS:
+        assert content["usage"][metric]["change_percent"] is None, metric
+        assert content["usage"][metric]["basis"] == "incomplete", metric
+    assert content["daily"][-1]["coverage"] == "partial"
+    assert {row["coverage"] for row in content["rows"][:-20]} == {"complete"}
+    csv_report = create_report(local_stack, format="csv", period="90d")
+    lines = list(csv.reader(io.StringIO(download(csv_report["url"]).decode("utf-8"))))
+    usage_lines = [line for line in lines if line[0] == "usage"]
+    assert [line[4:] for line in usage_lines] == [["", "incomplete"]] * len(METRICS)
 
 
 def test_usage_of_a_day_is_hourly_and_the_default_period_is_30_days(
@@ -540,7 +562,7 @@ def test_reports_in_every_format_download_and_parse(local_stack: LocalStack) -> 
     csv_report = create_report(local_stack, format="csv", type="detailed", period="7d")
     assert csv_report["filename"].endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(download(csv_report["url"]).decode("utf-8"))))
-    assert list(rows[0]) == ["date", "metric", "service", "value", "unit"]
+    assert list(rows[0]) == ["date", "metric", "service", "value", "unit", "coverage"]
     assert len(rows) == csv_report["rows"]
     assert {row["metric"] for row in rows} == {*METRICS, "cost"}
 

@@ -23,12 +23,14 @@ def test_detailed_csv_has_a_header_and_one_row_per_day_metric_and_service(tmp_pa
     rendered = render(data, "csv", tmp_path / "r.csv")
 
     rows = read_csv(tmp_path / "r.csv")
-    assert rows[0] == ["date", "metric", "service", "value", "unit"]
+    assert rows[0] == ["date", "metric", "service", "value", "unit", "coverage"]
     assert len(rows) == 1 + 3 * (4 + 2) == 1 + rendered.rows
     assert rows[1][:3] == ["2026-11-21", "api_calls", "platform"]
     assert rows[1][4] == "calls"
     assert rows[5][1:3] == ["cost", "Amazon Elastic Compute Cloud - Compute"]
     assert rows[5][4] == "USD"
+    assert {row[5] for row in rows[1:] if row[0] == "2026-11-23"} == {"partial"}
+    assert {row[5] for row in rows[1:] if row[0] != "2026-11-23"} == {"complete"}
     # Exact decimals, no exponent notation.
     assert all("E" not in row[3] and Decimal(row[3]) >= 0 for row in rows[1:])
 
@@ -38,7 +40,7 @@ def test_summary_csv_holds_usage_costs_and_compliance(tmp_path):
     render(data, "csv", tmp_path / "r.csv")
 
     rows = read_csv(tmp_path / "r.csv")
-    assert rows[0] == ["section", "item", "value", "unit", "change_percent"]
+    assert rows[0] == ["section", "item", "value", "unit", "change_percent", "change_basis"]
     by_item = {(row[0], row[1]): row for row in rows[1:]}
     assert by_item[("cost", "total")][2:4] == [str(data.costs.total), "USD"]
     assert by_item[("usage", "api_calls")][3] == "calls"
@@ -102,7 +104,7 @@ def test_csv_round_trips_arbitrary_text(tmp_path, cells):
 
     read = read_csv(path)[1:]
     assert len(read) == len(rows)
-    for original, (date, metric, service, value, unit) in zip(rows, read, strict=True):
+    for original, (date, metric, service, value, unit, _coverage) in zip(rows, read, strict=True):
         assert metric == neutralise(original.metric)
         assert restore(metric) == original.metric
         assert restore(service) == original.service

@@ -50,8 +50,13 @@ def test_json_report_follows_the_documented_schema(tmp_path):
         "service": "platform",
         "value": report["rows"][0]["value"],
         "unit": "calls",
+        "coverage": "complete",
     }
     assert isinstance(report["rows"][0]["value"], int)
+    # Today, still being aggregated, is partial wherever a day is shown.
+    assert report["rows"][-1]["coverage"] == "partial"
+    assert [day["coverage"] for day in report["daily"]] == ["complete", "partial"]
+    assert report["usage"]["api_calls"]["basis"] == "complete"
 
 
 def test_summary_json_has_no_rows_but_daily_totals(tmp_path):

@@ -16,14 +16,24 @@ def test_detailed_workbook_has_summary_and_data_sheets(tmp_path):
     workbook = load_workbook(tmp_path / "r.xlsx")
     assert workbook.sheetnames == ["Summary", "Data"]
     sheet = workbook["Data"]
-    assert [cell.value for cell in sheet[1]] == ["Date", "Metric", "Service", "Value", "Unit"]
+    assert [cell.value for cell in sheet[1]] == [
+        "Date",
+        "Metric",
+        "Service",
+        "Value",
+        "Unit",
+        "Coverage",
+    ]
     assert sheet.max_row == 1 + rendered.rows == 1 + 3 * 6
     assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:F19"
     header = sheet["A1"]
     assert header.font.bold
     assert header.fill.fgColor.rgb.endswith("1F3864")
 
-    date, metric, service, value, unit = sheet[2]
+    date, metric, service, value, unit, coverage = sheet[2]
+    assert coverage.value == "complete"
+    assert sheet[19][5].value == "partial"  # today
     assert date.is_date and date.value == dt.datetime(2026, 11, 21)
     assert date.number_format == "yyyy-mm-dd"
     assert (metric.value, service.value, unit.value) == ("api_calls", "platform", "calls")
@@ -45,11 +55,15 @@ def test_summary_sheet_shows_the_tenant_totals_and_a_daily_cost_chart(tmp_path):
     assert values["Period"][0] == "10d"
     assert values["From"][0] == dt.datetime(2026, 11, 14)
     assert values["Generated (UTC)"][0] == dt.datetime(2026, 11, 23, 14, 5, 9)
-    totals = [row for row in sheet.iter_rows(values_only=True) if row[:2] == ("cost", "total")]
-    assert totals == [("cost", "total", float(data.costs.total), "USD", None)]
+    totals = [row for row in sheet.iter_rows(values_only=True) if row[:2] == ("Cost", "Total")]
+    assert totals == [("Cost", "Total", float(data.costs.total), "USD", None, None)]
+    items = [row[1] for row in sheet.iter_rows(values_only=True) if row[0] == "Usage"]
+    assert items == ["API calls", "Storage (GB)", "Compute hours", "Data transfer (GB)"]
     daily = [
-        row[:2] for row in sheet.iter_rows(values_only=True) if isinstance(row[0], dt.datetime)
+        row[:3] for row in sheet.iter_rows(values_only=True) if isinstance(row[0], dt.datetime)
     ]
+    assert [coverage for *_, coverage in daily] == ["complete"] * 9 + ["partial"]
+    daily = [(day, cost) for day, cost, _ in daily]
     assert [day for day, _ in daily] == [dt.datetime(2026, 11, 14 + offset) for offset in range(10)]
     assert sum(Decimal(str(cost)) for _, cost in daily) == data.costs.total
     (chart,) = sheet._charts
@@ -65,12 +79,15 @@ def test_summary_report_data_sheet_has_one_row_per_day(tmp_path):
     assert [cell.value for cell in sheet[1]] == [
         "Date",
         "Cost (USD)",
-        "api_calls (calls)",
-        "storage_gb (GB)",
-        "compute_hours (hours)",
-        "data_transfer_gb (GB)",
+        "API calls",
+        "Storage (GB)",
+        "Compute hours",
+        "Data transfer (GB)",
+        "Coverage",
     ]
     assert rendered.rows == sheet.max_row - 1 == 4
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:G5"
     assert sheet["B2"].number_format == "#,##0.00"
 
 

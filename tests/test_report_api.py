@@ -112,10 +112,10 @@ def test_create_renders_uploads_and_answers_201(api, stack, requested, fmt):
     total = "52.50"  # 30 days x (1.25 + 0.50)
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
-        assert ["cost", "total", total, "USD", ""] in rows
+        assert ["cost", "total", total, "USD", "", ""] in rows
         # 30435 calls against the previous 30 days cut at 14:05: days 31-59 whole
         # (30305) plus 14/24 of day 30's 1030 calls, 30906 in all: -1.5%.
-        assert ["usage", "api_calls", "30435", "calls", "-1.5"] in rows
+        assert ["usage", "api_calls", "30435", "calls", "-1.5", "complete"] in rows
     elif fmt == "json":
         document = json.loads(content)
         assert (document["customer_id"], document["period"]) == ("acme", "30d")
@@ -127,7 +127,9 @@ def test_create_renders_uploads_and_answers_201(api, stack, requested, fmt):
         assert "acme" in text and total in text and "30,435" in text
     else:
         sheet = load_workbook(io.BytesIO(content))["Summary"]
-        assert ("cost", "total", 52.5, "USD", None) in list(sheet.iter_rows(values_only=True))
+        rows = list(sheet.iter_rows(values_only=True))
+        assert ("Cost", "Total", 52.5, "USD", None, None) in rows
+        assert ("Usage", "API calls", 30435, "calls", -1.5, "complete") in rows
 
 
 def test_detailed_report_has_a_row_per_day_metric_and_service(api, stack):
@@ -139,9 +141,17 @@ def test_detailed_report_has_a_row_per_day_metric_and_service(api, stack):
         )
     )
     assert report["rows"] == len(rows) - 1 == 7 * (4 + 2)
-    assert rows[1] == ["2026-11-17", "api_calls", "platform", "1006", "calls"]
-    assert rows[5] == ["2026-11-17", "cost", "AWS Lambda", "1.25", "USD"]
-    assert rows[6] == ["2026-11-17", "cost", "Amazon Simple Storage Service", "0.5", "USD"]
+    assert rows[1] == ["2026-11-17", "api_calls", "platform", "1006", "calls", "complete"]
+    assert rows[5] == ["2026-11-17", "cost", "AWS Lambda", "1.25", "USD", "complete"]
+    assert rows[6] == [
+        "2026-11-17",
+        "cost",
+        "Amazon Simple Storage Service",
+        "0.5",
+        "USD",
+        "complete",
+    ]
+    assert rows[-1][0] == "2026-11-23" and rows[-1][-1] == "partial"  # today
 
 
 def test_list_is_newest_first_and_paginated(api, clock):

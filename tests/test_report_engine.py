@@ -209,7 +209,7 @@ def test_a_due_schedule_is_rendered_emailed_and_advanced(engine, stack):
     # The emailed link downloads the report.
     content = requests.get(link_in(emails[0]), timeout=5).content
     assert content == stack.get_object(report["s3_key"])["Body"].read()
-    assert content.startswith(b"section,item,value,unit,change_percent\r\n")
+    assert content.startswith(b"section,item,value,unit,change_percent,change_basis\r\n")
 
     after = schedule(engine, created["id"])
     assert after["next_run"] == "2026-11-24T15:00:00Z"

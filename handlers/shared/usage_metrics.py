@@ -20,12 +20,15 @@ class UsageMetric:
     unit: str  # of the value we store and serve
     scale: float  # raw CloudWatch value * scale = value in `unit`
     statistic: Literal["Sum", "Average"]  # GetMetricData statistic per hour
+    label: str  # what a reader sees in reports: "Storage (GB)"
 
 
-API_CALLS = UsageMetric("api_calls", "counter", "calls", 1.0, "Sum")
-STORAGE_GB = UsageMetric("storage_gb", "gauge", "GB", 1.0 / GIB, "Average")
-COMPUTE_HOURS = UsageMetric("compute_hours", "counter", "hours", 1.0 / 3600, "Sum")
-DATA_TRANSFER_GB = UsageMetric("data_transfer_gb", "counter", "GB", 1.0 / GIB, "Sum")
+API_CALLS = UsageMetric("api_calls", "counter", "calls", 1.0, "Sum", "API calls")
+STORAGE_GB = UsageMetric("storage_gb", "gauge", "GB", 1.0 / GIB, "Average", "Storage (GB)")
+COMPUTE_HOURS = UsageMetric("compute_hours", "counter", "hours", 1.0 / 3600, "Sum", "Compute hours")
+DATA_TRANSFER_GB = UsageMetric(
+    "data_transfer_gb", "counter", "GB", 1.0 / GIB, "Sum", "Data transfer (GB)"
+)
 
 USAGE_METRICS: tuple[UsageMetric, ...] = (API_CALLS, STORAGE_GB, COMPUTE_HOURS, DATA_TRANSFER_GB)
 BY_KEY = {metric.key: metric for metric in USAGE_METRICS}

@@ -47,6 +47,7 @@ def _usage_figures(body: Mapping[str, Any]) -> tuple[UsageFigure, ...]:
             total=body["metrics"][metric.key],
             previous=body["trends"][metric.key]["previous"],
             change_percent=body["trends"][metric.key]["change_percent"],
+            basis=body["trends"][metric.key]["basis"],
         )
         for metric in USAGE_METRICS
     )

@@ -116,7 +116,10 @@ class UsageFigure:
     # span one period earlier, and the change to it over the window's compared
     # span (daily windows leave today's partial day out of both).
     previous: Number
-    change_percent: Number | None  # None when the previous figure is zero
+    # None when the previous figure is zero or the comparison's basis is
+    # incomplete (the previous window has fewer days with data).
+    change_percent: Number | None
+    basis: str = "complete"  # complete | incomplete (handlers.shared.analytics.trend)
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,36 @@ class DailyTotals:
 
 class SummaryLine(NamedTuple):
     section: str
-    item: str
+    item: str  # a raw key in data exports ("api_calls"); `item_label` for readers
     value: Number | None
     unit: str
     change_percent: Number | None
+    change_basis: str | None = None  # usage lines: complete | incomplete
+
+
+# What readers see for the summary's raw items (PDF, spreadsheet summary).
+_ITEM_LABELS = {
+    **{metric.key: metric.label for metric in USAGE_METRICS},
+    "total": "Total",
+    "forecast_next_month": "Forecast next month",
+    "score": "Score",
+    "score a week earlier": "Score a week earlier",
+}
+
+
+def item_label(line: SummaryLine) -> str:
+    """The summary item as a reader sees it: "API calls", "Compute", "Critical"."""
+    if line.section in ("cost by service", "top issues"):
+        return line.item  # AWS service names and issue titles are already prose
+    return _ITEM_LABELS.get(line.item, line.item[:1].upper() + line.item[1:])
+
+
+def section_label(section: str) -> str:
+    return section[:1].upper() + section[1:]
+
+
+PARTIAL = "partial"
+COMPLETE = "complete"
 
 
 ColumnKind = Literal["date", "text", "number"]
@@ -178,13 +207,17 @@ SUMMARY_COLUMNS = (
     Column("value", "Value", "number"),
     Column("unit", "Unit", "text"),
     Column("change_percent", "Change %", "number", unit="percent"),
+    Column("change_basis", "Change basis", "text"),
 )
+# `coverage` marks today's day, still being aggregated, as partial.
+COVERAGE_COLUMN = Column("coverage", "Coverage", "text")
 DETAIL_COLUMNS = (
     Column("date", "Date", "date"),
     Column("metric", "Metric", "text"),
     Column("service", "Service", "text"),
     Column("value", "Value", "number"),
     Column("unit", "Unit", "text"),
+    COVERAGE_COLUMN,
 )
 
 # Decimal places a value is shown with, by unit (files keep full precision).
@@ -234,9 +267,25 @@ class ReportData:
     def window_label(self) -> str:
         return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
 
+    @property
+    def partial_day(self) -> dt.date | None:
+        """The window's day still being aggregated (the report's own UTC day), if any."""
+        today = self.generated_at.astimezone(dt.UTC).date()
+        return today if self.first_day <= today <= self.last_day else None
+
+    def coverage(self, day: dt.date) -> str:
+        return PARTIAL if day == self.partial_day else COMPLETE
+
     def summary_lines(self) -> list[SummaryLine]:
         lines = [
-            SummaryLine("usage", figure.metric, figure.total, figure.unit, figure.change_percent)
+            SummaryLine(
+                "usage",
+                figure.metric,
+                figure.total,
+                figure.unit,
+                figure.change_percent,
+                figure.basis,
+            )
             for figure in self.usage
         ]
         costs = self.costs
@@ -288,20 +337,22 @@ class ReportData:
             Column("date", "Date", "date"),
             Column("cost", f"Cost ({self.currency})", "number", unit=self.currency),
             *(
-                Column(metric.key, f"{metric.key} ({metric.unit})", "number", unit=metric.unit)
+                Column(metric.key, metric.label, "number", unit=metric.unit)
                 for metric in USAGE_METRICS
             ),
+            COVERAGE_COLUMN,
         )
 
     def data_rows(self) -> Iterator[tuple[object, ...]]:
         """The data table's rows as plain tuples matching `data_columns`."""
         if self.report_type == DETAILED:
-            return iter(self.rows)
+            return ((*row, self.coverage(row.day)) for row in self.rows)
         return (
             (
                 totals.day,
                 totals.cost,
                 *(totals.usage.get(metric.key, 0) for metric in USAGE_METRICS),
+                self.coverage(totals.day),
             )
             for totals in self.daily
         )

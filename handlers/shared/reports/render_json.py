@@ -9,17 +9,21 @@
       "generated_at": "2026-11-23T14:05:09Z",
       "currency": "USD",
       "usage": {"api_calls": {"total": 1200, "previous": 1066, "unit": "calls",
-                              "change_percent": 12.6}, ...},
+                              "change_percent": 12.6, "basis": "complete"}, ...},
       "costs": {"total": 81.2, "currency": "USD", "by_category": {...},
                 "by_service": {...}, "forecast_next_month": 84.0},
       "compliance": {"score": 92.5, "previous_score": 90.0, "direction": "up",
                      "findings": {"critical": 0, "high": 1, "medium": 3, "low": 7},
                      "top_issues": [{"control_id", "title", "severity", "failed_resources"}]},
-      "daily": [{"date": "2026-10-25", "cost": 2.71, "api_calls": 40, ...}, ...],
-      "rows": [{"date", "metric", "service", "value", "unit"}, ...]    (detailed only)
+      "daily": [{"date": "2026-10-25", "cost": 2.71, "api_calls": 40, ...,
+                 "coverage": "complete"}, ...],            (today: "partial")
+      "rows": [{"date", "metric", "service", "value", "unit", "coverage"}, ...]
+                                                           (detailed only)
     }
 
-Numbers are JSON numbers (integers where exact), dates ISO-8601. Fields are
+Numbers are JSON numbers (integers where exact), dates ISO-8601. A usage
+figure's `change_percent` is null when its `basis` is `incomplete` (the
+previous window has fewer days with data). Fields are
 only ever added under the same `schema_version`. Rows are written one at a
 time, so large reports stream to the file.
 """
@@ -70,6 +74,7 @@ def report_head(data: ReportData) -> dict[str, Any]:
                 "previous": json_number(figure.previous),
                 "unit": figure.unit,
                 "change_percent": json_number(figure.change_percent),
+                "basis": figure.basis,
             }
             for figure in data.usage
         },
@@ -103,6 +108,7 @@ def report_head(data: ReportData) -> dict[str, Any]:
                     metric.key: json_number(totals.usage.get(metric.key, 0))
                     for metric in USAGE_METRICS
                 },
+                "coverage": data.coverage(totals.day),
             }
             for totals in data.daily
         ],
@@ -113,7 +119,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _row_json(day: dt.date, metric: str, service: str, value: Any, unit: str) -> str:
+def _row_json(day: dt.date, metric: str, service: str, value: Any, unit: str, coverage: str) -> str:
     return _dumps(
         {
             "date": day.isoformat(),
@@ -121,6 +127,7 @@ def _row_json(day: dt.date, metric: str, service: str, value: Any, unit: str) ->
             "service": service,
             "value": json_number(value),
             "unit": unit,
+            "coverage": coverage,
         }
     )
 
@@ -133,7 +140,7 @@ def render(data: ReportData, path: Path) -> int:
         stream.write(_dumps(head)[:-1])  # without the closing brace: rows follow
         if data.report_type == DETAILED:
             stream.write(',"rows":[')
-            for row in data.rows:
+            for row in data.data_rows():
                 stream.write(("," if written else "") + "\n" + _row_json(*row))
                 written += 1
             stream.write("\n]")

@@ -1,8 +1,9 @@
 """XLSX rendering with openpyxl in write-only mode (pure; openpyxl imported on use).
 
-Two sheets: *Summary* (title block, the summary table, the daily cost table
-and a line chart of it) and *Data* (the data table under a styled, frozen
-header). Numbers are numeric cells with a number format per unit, dates are
+Two sheets: *Summary* (title block, the summary table with readers' labels,
+the daily cost table and a line chart of it) and *Data* (the data table, raw
+metric keys kept, under a styled, frozen header with an autofilter). Today's
+day, still being aggregated, is marked `partial` in every daily table. Numbers are numeric cells with a number format per unit, dates are
 date cells. Write-only mode streams rows to the file, so memory stays flat
 however many rows a report has.
 
@@ -22,6 +23,8 @@ from handlers.shared.reports.model import (
     Column,
     ReportData,
     decimals_for,
+    item_label,
+    section_label,
     unit_column,
 )
 
@@ -115,7 +118,7 @@ class _SheetWriter:
         from openpyxl.chart import LineChart, Reference
 
         sheet = self.workbook.create_sheet("Summary")
-        for letter, width in zip("ABCDE", (22, 46, 16, 10, 10), strict=True):
+        for letter, width in zip("ABCDEF", (22, 46, 16, 10, 10, 14), strict=True):
             sheet.column_dimensions[letter].width = width
         generated = self._cell_type(
             sheet, data.generated_at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -134,17 +137,29 @@ class _SheetWriter:
         ]
         unit_index = unit_column(SUMMARY_COLUMNS)
         block.extend(
-            self.row(sheet, SUMMARY_COLUMNS, line, unit_index) for line in data.summary_lines()
+            self.row(
+                sheet,
+                SUMMARY_COLUMNS,
+                line._replace(section=section_label(line.section), item=item_label(line)),
+                unit_index,
+            )
+            for line in data.summary_lines()
         )
         block.append([])
         for row in block:
             sheet.append(row)
         # The daily cost table below the summary feeds the chart.
         cost_header_row = len(block) + 1
-        sheet.append(self.header(sheet, ("Date", f"Daily cost ({data.currency})")))
+        sheet.append(self.header(sheet, ("Date", f"Daily cost ({data.currency})", "Coverage")))
         cost_decimals = decimals_for(data.currency)
         for totals in data.daily:
-            sheet.append([totals.day, self.number(sheet, totals.cost, cost_decimals)])
+            sheet.append(
+                [
+                    totals.day,
+                    self.number(sheet, totals.cost, cost_decimals),
+                    self.text(sheet, data.coverage(totals.day)),
+                ]
+            )
         if data.daily:
             last_row = cost_header_row + len(data.daily)
             chart = LineChart()
@@ -159,7 +174,7 @@ class _SheetWriter:
             chart.set_categories(
                 Reference(sheet, min_col=1, min_row=cost_header_row + 1, max_row=last_row)
             )
-            sheet.add_chart(chart, "G2")
+            sheet.add_chart(chart, "H2")
 
     def data_sheet(self, data: ReportData) -> int:
         sheet = self.workbook.create_sheet("Data")
@@ -175,4 +190,8 @@ class _SheetWriter:
         for values in data.data_rows():
             sheet.append(self.row(sheet, columns, values, unit_index))
             written += 1
+        # Written after the rows (its range is known only now): the filter
+        # goes in the sheet's tail, which write-only mode writes on save.
+        last_letter = chr(ord("A") + len(columns) - 1)
+        sheet.auto_filter.ref = f"A1:{last_letter}{written + 1}"
         return written
