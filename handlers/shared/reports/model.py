@@ -181,6 +181,11 @@ def item_label(line: SummaryLine) -> str:
     return _ITEM_LABELS.get(line.item, line.item[:1].upper() + line.item[1:])
 
 
+def metric_label(metric: str) -> str:
+    """A detail row's metric as a reader sees it: "API calls", "Cost"."""
+    return _ITEM_LABELS.get(metric, metric[:1].upper() + metric[1:])
+
+
 def section_label(section: str) -> str:
     return section[:1].upper() + section[1:]
 
