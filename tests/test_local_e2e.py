@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -46,6 +47,7 @@ from tests.openapi_document import (
     component_validator,
     document,
 )
+from tests.pdf_layout import overlaps, text_boxes
 
 REPORTS = "/analytics/reports"
 SCHEDULES = "/analytics/schedules"
@@ -558,7 +560,9 @@ def test_unknown_ids_are_a_404(local_stack: LocalStack, route: str) -> None:
 # Reports
 
 
-def test_reports_in_every_format_download_and_parse(local_stack: LocalStack) -> None:
+def test_reports_in_every_format_download_and_parse(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
     csv_report = create_report(local_stack, format="csv", type="detailed", period="7d")
     assert csv_report["filename"].endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(download(csv_report["url"]).decode("utf-8"))))
@@ -579,6 +583,9 @@ def test_reports_in_every_format_download_and_parse(local_stack: LocalStack) -> 
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "acme" in text
     assert "4w" in text
+    pdf_path = tmp_path / "report.pdf"
+    pdf_path.write_bytes(pdf)
+    assert overlaps(text_boxes(pdf_path)) == []  # no column runs into the next
 
     xlsx_report = create_report(local_stack, format="excel", period="7d")
     assert xlsx_report["format"] == "xlsx"
