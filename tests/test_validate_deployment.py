@@ -607,7 +607,7 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
     assert len(run.checks) >= 40
     # Every group of the issue is covered, for every resource the program defines.
     names = [c["check"] for c in run.checks]
-    assert sum(n.startswith("table ") for n in names) == 4 * 3 + 2 + 3  # + TTL x2, PITR x3
+    assert sum(n.startswith("table ") for n in names) == 4 * 3 + 3 + 3  # TTL x3, PITR x3
     assert sum(n.startswith("function ") and n.endswith(": active") for n in names) == len(
         ALL_FUNCTIONS
     )
