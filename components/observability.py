@@ -542,7 +542,7 @@ def webhook_dead_letter_queue_policy(
                 "Resource": queue_arn,
                 "Condition": {
                     "ArnEquals": {"aws:SourceArn": topic_arn},
-                    "StringEquals": {"aws:SourceAccount": account_id},
+                    **_for_this_account(account_id),
                 },
             },
             iam.deny_insecure_transport("sqs:*", queue_arn),
@@ -611,27 +611,23 @@ def alerts_key_policy(account_id: str, *, sns_dead_letter_queue: bool) -> dict[s
     statements = [
         # The Phase 2 monitor's role publishes with it (IAM grants that).
         _account_administers(account_id),
-        {
-            "Sid": "CloudWatchAlarmsPublish",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-            "Resource": "*",
-            "Condition": _for_this_account(account_id),
-        },
+        _service_encrypts("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", account_id),
     ]
     if sns_dead_letter_queue:
-        statements.append(
-            {
-                "Sid": "SnsDeadLetterQueue",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                "Resource": "*",
-                "Condition": _for_this_account(account_id),
-            }
-        )
+        statements.append(_service_encrypts("SnsDeadLetterQueue", "sns.amazonaws.com", account_id))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _service_encrypts(sid: str, service: str, account_id: str) -> dict[str, Any]:
+    """A service principal may encrypt and decrypt with the key for this account only."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": _for_this_account(account_id),
+    }
 
 
 def alerts_topic_policy(topic_arn: str, region: str, account_id: str) -> dict[str, Any]:

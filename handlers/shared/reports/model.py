@@ -23,6 +23,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 from handlers.shared import periods
@@ -178,12 +179,12 @@ def item_label(line: SummaryLine) -> str:
     """The summary item as a reader sees it: "API calls", "Compute", "Critical"."""
     if line.section in ("cost by service", "top issues"):
         return line.item  # AWS service names and issue titles are already prose
-    return _ITEM_LABELS.get(line.item, line.item[:1].upper() + line.item[1:])
+    return metric_label(line.item)
 
 
 def metric_label(metric: str) -> str:
     """A detail row's metric as a reader sees it: "API calls", "Cost"."""
-    return _ITEM_LABELS.get(metric, metric[:1].upper() + metric[1:])
+    return _ITEM_LABELS.get(metric) or section_label(metric)
 
 
 def section_label(section: str) -> str:
@@ -272,7 +273,7 @@ class ReportData:
     def window_label(self) -> str:
         return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
 
-    @property
+    @cached_property  # read once per data row while rendering
     def partial_day(self) -> dt.date | None:
         """The window's day still being aggregated (the report's own UTC day), if any."""
         today = self.generated_at.astimezone(dt.UTC).date()
