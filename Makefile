@@ -10,10 +10,12 @@ UV := python3 -m uv
 CUSTOMER ?= acme
 PORT ?= 8080
 # pytest workers: one per core; `make test TEST_WORKERS=0` runs in a single process.
+# A test module runs on one worker (loadfile), so its module fixtures (program
+# runs, emulators, the local stack) are built once per worker that runs it.
 TEST_WORKERS ?= auto
 # Where `make test-later` moves the clock (faketime syntax: +400d, '@2028-02-29 23:59:00').
 LATER ?= +400d
-PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help venv policy-venv policy-requirements policy test test-later lint format run token bench graph
 

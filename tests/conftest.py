@@ -48,14 +48,9 @@ def _timing_dependent(test_settings: settings) -> list[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keeps the local stack's tests on one xdist worker, and refuses a property
-    test that left the profile for speed-dependent settings."""
+    """Refuses a property test that left the profile for speed-dependent settings."""
     offenders = []
     for item in items:
-        # `make test` runs `pytest -n auto --dist loadgroup`: one group runs on one
-        # worker, so the session's local stack (tests/local_stack.py) starts once.
-        if "local_stack" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("local-stack"))
         test_settings = getattr(
             getattr(item, "obj", None), "_hypothesis_internal_use_settings", None
         )

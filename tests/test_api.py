@@ -21,7 +21,15 @@ from components.packaging import function_archive
 from handlers.shared import api_gateway
 from handlers.shared.api_gateway import CorsConfiguration, RouteMatch
 from handlers.shared.routes import DEPLOYED_ROUTES, ROUTES, UNAUTHENTICATED_ROUTE_KEYS, Route
-from tests.pulumi_program import ACCOUNT_ID, ROOT, STACKS, Deployment, Resource, run_program
+from tests.pulumi_program import (
+    ACCOUNT_ID,
+    ROOT,
+    STACKS,
+    Deployment,
+    Resource,
+    committed_deployment,
+    run_program,
+)
 
 FUNCTION = "aws:lambda/function:Function"
 LAYER = "aws:lambda/layerVersion:LayerVersion"
@@ -61,7 +69,7 @@ EXPECTED_UNAUTHENTICATED = ("OPTIONS /{proxy+}",)
 
 @pytest.fixture(scope="module", params=STACKS)
 def deployment(request) -> Deployment:
-    return run_program(request.param)
+    return committed_deployment(request.param)
 
 
 def function(deployment: Deployment, spec: FunctionSpec) -> Resource:

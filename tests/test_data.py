@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from components.secure_bucket import LogDelivery, SecureBucketArgs
 from handlers.shared.tables import ALL_TABLES, create_table_request, create_tables
-from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, run_program
+from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, committed_deployment, run_program
 
 TABLE = "aws:dynamodb/table:Table"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -22,17 +22,17 @@ PUBLIC_ACCESS_FLAGS = (
 
 @pytest.fixture(scope="module", params=STACKS)
 def deployment(request) -> Deployment:
-    return run_program(request.param)
+    return committed_deployment(request.param)
 
 
 @pytest.fixture(scope="module")
 def staging() -> Deployment:
-    return run_program("staging")
+    return committed_deployment("staging")
 
 
 @pytest.fixture(scope="module")
 def production() -> Deployment:
-    return run_program("production")
+    return committed_deployment("production")
 
 
 def table(deployment: Deployment, logical: str):

@@ -24,15 +24,18 @@ from components.phase2_monitor import schedule_window
 from graphs import ACKNOWLEDGEMENTS, STACKS, graph_path
 from graphs import comment as graph_comment
 from graphs.base import Base, acknowledgements, find_base, read_acknowledgements
-from graphs.build import SECRET, graph_of, program_graph, render
+from graphs.build import SECRET, graph_of, render
 from graphs.compare import compare
 from graphs.diff import MARKER
 from graphs.diff import main as diff_main
-from tests.pulumi_program import PROGRAM_NOW, Deployment, Resource, run_program, stack_config
-
-# `make test` runs pytest -n auto --dist loadgroup: the module on one worker runs
-# the real program once per stack.
-pytestmark = pytest.mark.xdist_group("resource-graph")
+from tests.pulumi_program import (
+    PROGRAM_NOW,
+    Deployment,
+    Resource,
+    committed_deployment,
+    run_program,
+    stack_config,
+)
 
 PROJECT_URN = "urn:pulumi:production::securebase-analytics::"
 TABLE = "aws:dynamodb/table:Table"
@@ -40,7 +43,7 @@ TABLE = "aws:dynamodb/table:Table"
 
 @pytest.fixture(scope="session")
 def program_graphs() -> dict[str, dict[str, Any]]:
-    return {stack: program_graph(stack) for stack in STACKS}
+    return {stack: graph_of(committed_deployment(stack)) for stack in STACKS}
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components import iam
-from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, run_program
+from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, committed_deployment, run_program
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -27,7 +27,7 @@ UNSCOPED_ACTIONS = {
 
 @pytest.fixture(scope="module", params=STACKS)
 def deployment(request) -> Deployment:
-    return run_program(request.param)
+    return committed_deployment(request.param)
 
 
 def arn(service: str, resource: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from components.functions import REPORTER
 from handlers.shared.routes import ROUTES
 from tests.cloudwatch_alarms import ALARM, OK, Request, alarm_state, published_latency
-from tests.pulumi_program import Deployment, run_program
+from tests.pulumi_program import Deployment, committed_deployment
 
 API_ID = "a1b2c3d4e5"  # what the mocks give the HTTP API
 STAGE = "$default"
@@ -27,7 +27,7 @@ RENDER = next(route for route in REPORT_ROUTES if route.method == "POST")
 
 @pytest.fixture(scope="module")
 def production() -> Deployment:
-    return run_program("production")
+    return committed_deployment("production")
 
 
 def latency_alarms(deployment: Deployment) -> dict[str, dict]:

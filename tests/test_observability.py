@@ -7,7 +7,14 @@ from pulumi.runtime import rpc
 
 from components.alarms import AlarmFactory, Metric
 from components.functions import ALL_FUNCTIONS
-from tests.pulumi_program import ACCOUNT_ID, STACKS, Deployment, Resource, run_program
+from tests.pulumi_program import (
+    ACCOUNT_ID,
+    STACKS,
+    Deployment,
+    Resource,
+    committed_deployment,
+    run_program,
+)
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -24,7 +31,7 @@ COMPONENT = "securebase:analytics:AnalyticsObservability"
 
 @pytest.fixture(scope="module", params=STACKS)
 def deployment(request) -> Deployment:
-    return run_program(request.param)
+    return committed_deployment(request.param)
 
 
 def prefix(deployment: Deployment) -> str:

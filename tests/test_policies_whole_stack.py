@@ -11,14 +11,20 @@ from typing import Any
 import pytest
 
 from policy_check.engine import Diagnostic, analyze_deployment, stack_config_file
-from tests.pulumi_program import RUNBOOK_SECRETS, STACKS, Deployment, run_program
+from tests.pulumi_program import (
+    RUNBOOK_SECRETS,
+    STACKS,
+    Deployment,
+    committed_deployment,
+    run_program,
+)
 from tests.pulumi_program import Resource as Recorded
 from tests.test_policies_harness import UNKNOWN
 
 
 @pytest.fixture(scope="module", params=STACKS)
 def deployment(request) -> Deployment:
-    return run_program(request.param)
+    return committed_deployment(request.param)
 
 
 @pytest.fixture(scope="module")

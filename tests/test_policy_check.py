@@ -26,7 +26,7 @@ from policies.rules import ALL_POLICIES
 from policy_check.__main__ import main
 from policy_check.sarif import SCHEMA_PATH
 from policy_check.sources import declaration, declared_at
-from tests.pulumi_program import ROOT, STACKS, Deployment, run_program
+from tests.pulumi_program import ROOT, STACKS, Deployment, committed_deployment
 
 POLICIES = {policy.name: policy for policy in ALL_POLICIES}
 ROW_COLUMNS = 6  # POLICY, SEVERITY, ENFORCEMENT, RESOURCE, DECLARED AT, MESSAGE
@@ -34,7 +34,7 @@ ROW_COLUMNS = 6  # POLICY, SEVERITY, ENFORCEMENT, RESOURCE, DECLARED AT, MESSAGE
 
 @pytest.fixture(scope="module")
 def deployments() -> dict[str, Deployment]:
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: committed_deployment(stack) for stack in STACKS}
 
 
 def run_main(argv: list[str], deployments: dict[str, Deployment]) -> tuple[int, str]:

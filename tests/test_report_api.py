@@ -22,7 +22,7 @@ from handlers.shared.reports.store import (
     expiry_time,
     new_record,
 )
-from tests.pulumi_program import run_program
+from tests.pulumi_program import committed_deployment
 from tests.test_report_support import (
     BUCKET,
     NOW,
@@ -444,7 +444,7 @@ def stored_status(stack, report_id):
 
 def test_the_pending_deadline_outlasts_every_delivery_of_a_report_job():
     # The deployed report-jobs queue: how long the engine can keep a job alive.
-    deployment = run_program("production")
+    deployment = committed_deployment("production")
     jobs = deployment.one(
         "aws:sqs/queue:Queue",
         lambda r: r.inputs["name"] == "securebase-production-analytics-report-jobs",

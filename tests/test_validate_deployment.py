@@ -63,7 +63,7 @@ from ops.checks.expectations import Expectations, load_expectations, load_stack_
 from ops.checks.operations import schedule_checks
 from ops.checks.outputs import StackOutputs
 from ops.checks.report import summarize, table
-from tests.pulumi_program import STACKS, run_program, runbook_stack_file
+from tests.pulumi_program import STACKS, committed_deployment, runbook_stack_file
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -1146,7 +1146,7 @@ def test_a_phase2_alarm_in_alarm_warns_without_failing_the_deployment(
 @pytest.fixture(scope="module")
 def program_outputs() -> dict[str, dict[str, Any]]:
     """What `__main__.py` exports for each stack, run under Pulumi's mocks."""
-    return {stack: run_program(stack).outputs for stack in ("staging", "production")}
+    return {stack: committed_deployment(stack).outputs for stack in ("staging", "production")}
 
 
 def test_the_built_deployment_exports_what_the_program_exports(
