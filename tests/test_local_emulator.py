@@ -102,7 +102,7 @@ def test_boto3_clients_work_through_the_emulator(emulator: Emulator) -> None:
         "region_name": REGION,
         "endpoint_url": emulator.endpoint,
         "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",  # noqa: S106 - the emulator ignores it
+        "aws_secret_access_key": "local",
     }
     dynamodb = boto3.client("dynamodb", **options)
     dynamodb.create_table(
