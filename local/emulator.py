@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import requests
+from botocore.config import Config
 
 from components import bucket_rules
 from handlers.shared import env
@@ -28,6 +30,8 @@ from local.emulator_server import SENT_MESSAGES_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT_SECONDS = 10
+# Kept-alive connections from each AWS client in this process to the emulator.
+CONNECTIONS_PER_CLIENT = 50
 
 PREFIX = f"securebase-{ENVIRONMENT}"
 REPORTS_BUCKET = f"{PREFIX}-reports-{ACCOUNT_ID}"
@@ -97,6 +101,14 @@ class Emulator:
         )
         for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             os.environ.pop(variable, None)
+        # In AWS an execution environment serves one request at a time; here
+        # one process serves them all at once, through each handler's one
+        # client. With botocore's default pool of 10 connections, the 11th
+        # concurrent call's connection is discarded after use and the next
+        # one opens another.
+        session = botocore.session.get_session()
+        session.set_default_client_config(Config(max_pool_connections=CONNECTIONS_PER_CLIENT))
+        boto3.setup_default_session(botocore_session=session)
 
     def stop(self) -> None:
         """Closes the emulator's stdin, which ends it; kills it if it has not ended in time."""

@@ -171,6 +171,29 @@ def keep_alive_handler() -> type:
     return KeepAliveRequestHandler
 
 
+def memoizing_dispatcher() -> WsgiApp:
+    """moto's application, remembering which of its services serves a host.
+
+    moto works it out on every request, by listing its package's directory
+    (a stat call per service) and matching a few hundred URL patterns, under
+    one lock; for a given host the answer never changes.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class MemoizingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called with self.lock held.
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return MemoizingDispatcher()
+
+
 def _exit_when_stdin_ends() -> None:
     sys.stdin.buffer.read()
     # Nothing to save: the emulator's state lives only in memory.
@@ -181,13 +204,12 @@ def main() -> None:
     # First, so that a parent that ends while moto is still importing stops it too.
     threading.Thread(target=_exit_when_stdin_ends, name="parent-watch", daemon=True).start()
     logging.basicConfig(level=logging.ERROR)
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     server = make_server(
         "127.0.0.1",
         0,
-        with_sent_messages(DomainDispatcherApplication(create_backend_app)),
+        with_sent_messages(memoizing_dispatcher()),
         threaded=True,
         request_handler=keep_alive_handler(),
     )
