@@ -1,8 +1,8 @@
 """Latency of the local stack (`python -m local`) under 500 requests at concurrency 20, twice.
 
-The stack runs as its own process, exactly as `make run` starts it (embedded
-moto, the real authorizer and handlers behind the HTTP front door, seeded by
-the real aggregator), on a free port. The requests are GETs over the read
+The stack runs as its own process, exactly as `make run` starts it (moto in a
+child process of its own, the real authorizer and handlers behind the HTTP
+front door, seeded by the real aggregator), on a free port. The requests are GETs over the read
 routes for two tenants, with several periods and breakdowns. Each distinct
 request is sent once before the clock starts (loading the handlers and filling
 the query cache, as a portal's first page views would), so both runs measure
@@ -18,7 +18,10 @@ two ways:
 Latency is measured per request (keep-alive: send to last body byte; new
 connection: connect to last body byte); an error is an exception or a
 non-2xx status. The machine's 1-minute load average when the stack is ready
-goes with the figures: taken on a busy machine, they say more about it.
+goes with the figures: taken on a busy machine, they say more about it. So
+each run also records the CPU time its processes spent per request
+(`cpu_ms_per_request`: the front door's process and the emulator's, from
+/proc), which the machine's load barely moves.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -99,9 +103,21 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log: IO[str]) -> str:
     raise RuntimeError(f"the local stack did not become ready:\n{log.read()[-2000:]}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stack_processes(pid: int) -> dict[str, int]:
+    """The stack's processes: `front_door` (`python -m local`) and its child, the `emulator`."""
+    [emulator] = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {"front_door": pid, "emulator": int(emulator)}
+
+
 @contextlib.contextmanager
-def local_stack(secret: str) -> Iterator[str]:
-    """`python -m local` on a free port; yields its base URL, always stops it."""
+def local_stack(secret: str) -> Iterator[tuple[str, int]]:
+    """`python -m local` on a free port; yields its base URL and process id, always stops it."""
     environment = offline_environment()
     environment.update(PORT="0", ANALYTICS_JWT_SECRET=secret, LOG_LEVEL="WARNING")
     with tempfile.TemporaryFile("w+", prefix="bench-local-") as log:
@@ -113,7 +129,7 @@ def local_stack(secret: str) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            yield _wait_until_ready(process, log)
+            yield _wait_until_ready(process, log), process.pid
         finally:
             process.terminate()
             try:
@@ -197,12 +213,22 @@ class _ConnectionPool(_Client):
             self._idle.get().close()
 
 
-def _run(client: _ConnectionPool | _NewConnections, plan: list[tuple[str, str]]) -> dict[str, Any]:
-    """The plan at CONCURRENCY through `client`: the latency figures."""
+def _run(
+    client: _ConnectionPool | _NewConnections,
+    plan: list[tuple[str, str]],
+    processes: dict[str, int],
+) -> dict[str, Any]:
+    """The plan at CONCURRENCY through `client`: the latency figures, and the CPU time each
+    of the stack's `processes` spent per request."""
+    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
         outcomes = list(pool.map(lambda pair: client.get(*pair), plan))
     wall = time.perf_counter() - started
+    cpu_ms = {
+        name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / len(plan), 2)
+        for name, pid in processes.items()
+    }
     client.close()
     latencies_ms = [outcome.seconds * 1000 for outcome in outcomes]
     return {
@@ -211,6 +237,7 @@ def _run(client: _ConnectionPool | _NewConnections, plan: list[tuple[str, str]])
         "max_ms": round(max(latencies_ms), 1),
         "errors": sum(not outcome.ok for outcome in outcomes),
         "requests_per_s": round(len(outcomes) / wall, 1),
+        "cpu_ms_per_request": cpu_ms,
     }
 
 
@@ -221,8 +248,9 @@ def measure(progress: Progress = say) -> dict[str, Any]:
     plan = request_plan(REQUESTS)
     started = time.perf_counter()
     results: dict[str, Any] = {"requests": len(plan), "concurrency": CONCURRENCY}
-    with local_stack(secret) as base_url:
+    with local_stack(secret) as (base_url, pid):
         progress(f"  local stack ready at {base_url} in {time.perf_counter() - started:.1f} s")
+        processes = stack_processes(pid)
         results["load_average_1m"] = round(os.getloadavg()[0], 2)
         warm_up = _NewConnections(base_url, tokens)
         for tenant, path in dict.fromkeys(plan):
@@ -231,9 +259,11 @@ def measure(progress: Progress = say) -> dict[str, Any]:
             ("keep_alive", lambda: _ConnectionPool(base_url, tokens, CONCURRENCY)),
             ("new_connection", lambda: _NewConnections(base_url, tokens)),
         ):
-            figures = results[mode] = _run(client(), plan)
+            figures = results[mode] = _run(client(), plan, processes)
+            cpu = ", ".join(f"{name} {ms}" for name, ms in figures["cpu_ms_per_request"].items())
             progress(
                 f"  {mode}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms,"
-                f" {figures['errors']} errors, {figures['requests_per_s']} requests/s"
+                f" {figures['errors']} errors, {figures['requests_per_s']} requests/s;"
+                f" CPU ms a request: {cpu}"
             )
     return results

@@ -66,6 +66,7 @@ def start(
     emulator = Emulator()
     emulator.start()
     running.callback(emulator.stop)
+    emulator.use()
     progress(f"Started the AWS emulator (moto) on {emulator.endpoint}")
     os.environ.update(provision(config.jwt_secret))
     progress(

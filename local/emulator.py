@@ -1,4 +1,4 @@
-"""The embedded AWS emulator (moto in server mode, loopback only) and what lives in it.
+"""The embedded AWS emulator (moto in server mode, loopback only, in a child process) and what lives in it.
 
 `provision` creates what the stack would: the four tables from
 `handlers/shared/tables.py` (the definitions AnalyticsData deploys), the
@@ -11,18 +11,27 @@ names AnalyticsApi sets in AWS.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from dataclasses import dataclass
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+import botocore.session
+import requests
+from botocore.config import Config
 
 from components import bucket_rules
 from handlers.shared import env
 from handlers.shared.tables import create_tables
 from local.config import ACCOUNT_ID, AUDIENCE, ENVIRONMENT, ISSUER, REGION, TENANT_CLAIM, TENANTS
+from local.emulator_server import SENT_MESSAGES_PATH
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT_SECONDS = 10
+# Kept-alive connections from each AWS client in this process to the emulator.
+CONNECTIONS_PER_CLIENT = 50
 
 PREFIX = f"securebase-{ENVIRONMENT}"
 REPORTS_BUCKET = f"{PREFIX}-reports-{ACCOUNT_ID}"
@@ -39,28 +48,50 @@ REPORT_RETENTION_DAYS = 90
 REPORT_SYNC_BUDGET_SECONDS = 2
 
 
-@dataclass
 class Emulator:
-    """moto's server on 127.0.0.1; boto3 reaches it through AWS_ENDPOINT_URL."""
+    """moto's server in a child process (local.emulator_server) on 127.0.0.1; boto3 reaches
+    it through AWS_ENDPOINT_URL.
 
-    # 0: the system picks a free port when the server binds, so no other
-    # process can take it between choosing and binding.
-    port: int = 0
+    A process of its own so that moto's work runs on another core than the
+    front door's and the handlers'. It is in a session of its own, so a
+    Ctrl-C in the terminal reaches only `python -m local`, which stops it
+    after what uses it; if `python -m local` ends without stopping it, the
+    end of its stdin does (see local.emulator_server).
+    """
 
-    def __post_init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+    def __init__(self) -> None:
+        self.port = 0  # the port the emulator announces once it listens
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        # moto's server logs every request it serves; the console is for progress.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
-        # Everything in this process (handlers included) talks to the
-        # emulator with throwaway credentials, never to a real account.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local.emulator_server"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            assert self._process.stdout is not None
+            # Its first line, written once it listens: the port.
+            announced = self._process.stdout.readline().strip()
+            self._process.stdout.close()
+            if not announced.isdigit():
+                raise RuntimeError(
+                    f"the AWS emulator did not start (exit code {self._process.wait()})"
+                )
+        except BaseException:
+            self.stop()
+            raise
+        self.port = int(announced)
+
+    def use(self) -> None:
+        """Points every AWS client this process creates (handlers included) at the emulator,
+        with throwaway credentials, never at a real account."""
         os.environ.update(
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID="local",
@@ -70,9 +101,27 @@ class Emulator:
         )
         for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             os.environ.pop(variable, None)
+        # In AWS an execution environment serves one request at a time; here
+        # one process serves them all at once, through each handler's one
+        # client. With botocore's default pool of 10 connections, the 11th
+        # concurrent call's connection is discarded after use and the next
+        # one opens another.
+        session = botocore.session.get_session()
+        session.set_default_client_config(Config(max_pool_connections=CONNECTIONS_PER_CLIENT))
+        boto3.setup_default_session(botocore_session=session)
 
     def stop(self) -> None:
-        self._server.stop()
+        """Closes the emulator's stdin, which ends it; kills it if it has not ended in time."""
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def provision(jwt_secret: str) -> dict[str, str]:
@@ -182,23 +231,13 @@ def _create_reports_bucket(s3) -> None:
 def sent_emails(recipient: str | None = None) -> list[dict[str, Any]]:
     """The emails SES accepted (the report engine's), oldest first; only `recipient`'s if given.
 
-    Read from moto's SES backend, which lives in this process with the server.
+    moto keeps them in the emulator's process, which lists them
+    (local.emulator_server.sent_emails).
     """
-    from moto.ses.models import Message, ses_backends
-
-    emails = []
-    for message in ses_backends[ACCOUNT_ID][REGION].sent_messages:
-        if not isinstance(message, Message):
-            continue
-        to = list(message.destinations.get("ToAddresses", []))
-        if recipient is None or recipient in to:
-            emails.append(
-                {
-                    "id": message.id,
-                    "from": message.source,
-                    "to": to,
-                    "subject": message.subject,
-                    "html": message.body,
-                }
-            )
-    return emails
+    response = requests.get(
+        f"{os.environ['AWS_ENDPOINT_URL']}{SENT_MESSAGES_PATH}",
+        params={"to": recipient} if recipient is not None else None,
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()

@@ -10,7 +10,11 @@ entry point, and one tiny report render.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -386,6 +390,34 @@ def test_the_request_plan_spreads_over_every_route_and_tenant():
     assert len(plan) == 500
     assert {tenant for tenant, _ in plan} == set(local_api.TENANTS)
     assert {path for _, path in plan} == set(local_api.PATHS)
+
+
+def test_cpu_time_counts_what_a_process_spent():
+    before = local_api.cpu_seconds(os.getpid())
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:
+        pass
+    assert local_api.cpu_seconds(os.getpid()) - before >= 0.2
+
+
+def test_the_stack_processes_are_the_front_door_and_its_one_child():
+    # Both wait for the end of the pipe they share as stdin.
+    waits = "import sys; sys.stdin.read()"
+    starts_one_child = (
+        "import subprocess, sys;"
+        f" print(subprocess.Popen([sys.executable, '-c', {waits!r}]).pid, flush=True); {waits}"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", starts_one_child],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as stack:
+        assert stack.stdin is not None and stack.stdout is not None
+        child = int(stack.stdout.readline())
+        processes = local_api.stack_processes(stack.pid)
+        stack.stdin.close()
+    assert processes == {"front_door": stack.pid, "emulator": child}
 
 
 # The entry point

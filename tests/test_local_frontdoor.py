@@ -44,7 +44,7 @@ from handlers.shared.routes import CUSTOM, DEFAULT_ROUTE, DEPLOYED_ROUTES, ROUTE
 from local import token
 from local.actions import parse_moment, run_report_engine
 from local.config import ACCOUNT_ID, AUDIENCE, DEFAULT_JWT_SECRET, ISSUER, REGION
-from local.emulator import sent_emails
+from local.emulator_server import sent_emails
 from local.frontdoor import (
     LISTEN_BACKLOG,
     OPENAPI_PATH,
