@@ -110,16 +110,16 @@ class ReportEngine:
 
     def create_schedule(self, request: Request) -> dict[str, Any]:
         spec = parse_schedule(request.json_body())
-        if self.schedules.count(request.tenant) >= MAX_SCHEDULES_PER_TENANT:
+        now = self.service.clock()
+        item = schedule_item(request.tenant, new_id(now), spec, now)
+        # The cap is checked and the schedule stored in one transaction.
+        if not self.schedules.create(item, MAX_SCHEDULES_PER_TENANT):
             raise ApiError(
                 409,
                 "schedule_limit_reached",
                 f"a tenant can have at most {MAX_SCHEDULES_PER_TENANT} schedules;"
                 " delete one before creating another",
             )
-        now = self.service.clock()
-        item = schedule_item(request.tenant, new_id(now), spec, now)
-        self.schedules.create(item)
         return json_response(201, schedule_view(item), request.origin)
 
     def list_schedules(self, request: Request) -> dict[str, Any]:

@@ -8,9 +8,14 @@ import pytest
 import requests
 
 from handlers import report_engine
-from handlers.shared.dynamo import deserialize
+from handlers.shared.dynamo import deserialize, serialize
 from handlers.shared.http import handle
-from handlers.shared.reports.schedules import MAX_SCHEDULES_PER_TENANT
+from handlers.shared.reports.ids import new_id
+from handlers.shared.reports.schedules import (
+    MAX_SCHEDULES_PER_TENANT,
+    parse_schedule,
+    schedule_item,
+)
 from handlers.shared.reports.store import new_record
 from tests.test_report_support import (
     NOW,
@@ -62,7 +67,7 @@ class AtomicWrites:
     DynamoDB lets only one win.
     """
 
-    WRITES = frozenset({"put_item", "update_item", "delete_item"})
+    WRITES = frozenset({"put_item", "update_item", "delete_item", "transact_write_items"})
     _lock = threading.Lock()
 
     def __init__(self, client):
@@ -181,6 +186,65 @@ def test_a_tenant_can_have_at_most_50_schedules(engine):
     assert response["statusCode"] == 409
     assert body_of(response)["code"] == "schedule_limit_reached"
     assert create_schedule(engine, tenant="globex")  # others are not affected
+
+
+def schedule_count(stack, tenant):
+    return stack.dynamodb.query(
+        TableName=stack.tables["report-schedules"],
+        KeyConditionExpression="customer_id = :t",
+        ExpressionAttributeValues={":t": {"S": tenant}},
+        Select="COUNT",
+    )["Count"]
+
+
+def test_concurrent_creates_never_pass_the_schedule_cap(stack):
+    engine = report_engine.ReportEngine.from_environment(
+        AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: NOW
+    )
+    for _ in range(MAX_SCHEDULES_PER_TENANT - 5):
+        create_schedule(engine)
+    statuses = []
+    start = threading.Barrier(20)
+
+    def create():
+        start.wait()
+        statuses.append(call(engine, CREATE, body=DAILY)["statusCode"])
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] * 5 + [409] * 15
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_deleting_a_schedule_frees_its_place_under_the_cap(engine, stack):
+    created = [create_schedule(engine) for _ in range(MAX_SCHEDULES_PER_TENANT)]
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+
+    deleted = call(engine, DELETE, path_parameters={"id": created[0]["id"]})
+    again = call(engine, DELETE, path_parameters={"id": created[0]["id"]})
+
+    assert (deleted["statusCode"], again["statusCode"]) == (204, 404)
+    assert create_schedule(engine)
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_schedules_stored_before_the_counter_existed_are_counted(engine, stack):
+    """A tenant's schedules from before the counter: its first write starts it from a count."""
+    for n in range(MAX_SCHEDULES_PER_TENANT - 1):
+        item = schedule_item(
+            "acme", new_id(NOW + dt.timedelta(seconds=n)), parse_schedule(DAILY), NOW
+        )
+        stack.dynamodb.put_item(TableName=stack.tables["report-schedules"], Item=serialize(item))
+
+    assert create_schedule(engine)
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+    assert len(body_of(call(engine, LIST))["schedules"]) == MAX_SCHEDULES_PER_TENANT
 
 
 # Scheduled runs
