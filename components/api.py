@@ -364,6 +364,7 @@ class AnalyticsApi(pulumi.ComponentResource):
                 **reporting,
                 env.CACHE_TABLE: tables["report-cache"],
                 env.REPORT_JOBS_QUEUE_URL: self.report_jobs_queue.url,
+                env.REPORT_MAX_PENDING_PER_TENANT: str(settings.report_max_pending_per_tenant),
             }
         if spec.key == REPORT_ENGINE.key:
             return {

@@ -101,7 +101,13 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             *base(f"{prefix}-analytics-reporter"),
             allow(["dynamodb:Query"], [table("metrics")]),
             allow(
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
                 [table("reports")],
             ),
             allow(["dynamodb:GetItem", "dynamodb:PutItem"], [table("report-cache")]),
@@ -112,7 +118,12 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             *base(f"{prefix}-analytics-report-engine"),
             allow(["dynamodb:Query"], [table("metrics")]),
             allow(
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
                 [table("reports")],
             ),
             allow(
@@ -282,8 +293,15 @@ def test_table_operations_are_what_the_functions_may_call():
     assert iam.table_operations() == {
         "metrics": ("BatchWriteItem", "PutItem", "Query", "UpdateItem"),
         "report-cache": ("GetItem", "PutItem"),
-        "report-schedules": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
-        "reports": ("GetItem", "PutItem", "Query", "UpdateItem"),
+        "report-schedules": (
+            "DeleteItem",
+            "GetItem",
+            "PutItem",
+            "Query",
+            "TransactWriteItems",
+            "UpdateItem",
+        ),
+        "reports": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     }
 
 

@@ -40,6 +40,8 @@ REPORT_JOBS_QUEUE_URL = "REPORT_JOBS_QUEUE_URL"  # deferred (202) reports for th
 # (0 to 20, default 20); anything longer is deferred to the report engine.
 REPORT_SYNC_BUDGET_SECONDS = "REPORT_SYNC_BUDGET_SECONDS"
 REPORT_SENDER = "REPORT_SENDER"
+# Optional: deferred reports a tenant may have pending at once (default 5).
+REPORT_MAX_PENDING_PER_TENANT = "REPORT_MAX_PENDING_PER_TENANT"
 
 # Aggregator
 USAGE_NAMESPACE = "USAGE_NAMESPACE"
