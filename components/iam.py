@@ -14,7 +14,7 @@ Placeholders (all required unless a grant names it in `only_if`):
     <region>, <account>       where the stack runs
     <log-group>               the function's own log group ARN
     <table:KEY>               an analytics table ARN (metrics, reports, report-schedules, report-cache)
-    <customers-table>         the Phase 2 customers table name (read by the aggregator)
+    <customers-table>         the Phase 2 customers table name (aggregator, authorizer)
     <bucket>                  the reports bucket ARN
     <data-key>                the production data key ARN (absent in staging: SSE-S3)
     <queue:KEY>               a queue ARN (report-jobs, aggregator-shards, async-failures)
@@ -77,6 +77,11 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
             # Secrets Manager appends 6 random characters to every secret's ARN.
             ("arn:aws:secretsmanager:<region>:<account>:secret:<jwt-secret-name>-??????",),
             only_if="jwt-secret-name",
+        ),
+        # The token's tenant's customer record: one that is not active is denied.
+        Grant(
+            ("dynamodb:GetItem",),
+            ("arn:aws:dynamodb:<region>:<account>:table/<customers-table>",),
         ),
     ),
     "query": (

@@ -69,6 +69,8 @@ class JwtSettings:
     # tokens) or a JWKS URL for RS256/ES256 tokens.
     secret_name: str | None
     jwks_url: str | None
+    # The longest a token may live (exp - iat); longer ones are denied.
+    max_token_lifetime_hours: int = 12
 
 
 @dataclass(frozen=True)
@@ -510,6 +512,7 @@ def _parse_jwt(values: _Values) -> JwtSettings:
         ),
         secret_name=secret_name,
         jwks_url=jwks_url,
+        max_token_lifetime_hours=values.integer("jwtMaxTokenLifetimeHours", 12, low=1, high=24),
     )
 
 

@@ -91,6 +91,7 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
                 ["secretsmanager:GetSecretValue"],
                 [arn("secretsmanager", f"secret:securebase/{env}/jwt-signing-key-??????")],
             ),
+            allow(["dynamodb:GetItem"], [table("customers")]),
         ],
         f"{prefix}-analytics-query": [
             *base(f"{prefix}-analytics-query"),
@@ -286,6 +287,7 @@ def test_jwks_tokens_need_no_secret_access():
     assert [s["Action"] for s in authorizer["Statement"]] == [
         ["logs:CreateLogStream", "logs:PutLogEvents"],
         ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        ["dynamodb:GetItem"],
     ]
 
 

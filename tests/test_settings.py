@@ -108,6 +108,11 @@ def test_numbers_written_as_floats_are_accepted():
             "reportUrlExpirySeconds must be a whole number from 60 to 3600; got 7200",
         ),
         (
+            "jwtMaxTokenLifetimeHours",
+            "48",
+            "jwtMaxTokenLifetimeHours must be a whole number from 1 to 24; got 48",
+        ),
+        (
             "reportMaxPendingPerTenant",
             "0",
             "reportMaxPendingPerTenant must be a whole number from 1 to 100; got 0",
@@ -252,7 +257,9 @@ def test_defaults_apply_to_optional_keys():
         phase2WindowDays=None,
         cacheTtlSeconds=None,
         reportMaxPendingPerTenant=None,
+        jwtMaxTokenLifetimeHours=None,
     )
+    assert settings.jwt.max_token_lifetime_hours == 12
     assert settings.log_retention_days == 30
     assert settings.report_max_pending_per_tenant == 5
     assert settings.phase2.window_days == 7
