@@ -55,6 +55,7 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        _make_dynamodb_writes_atomic()
         # moto's server logs every request it serves; the console is for progress.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
@@ -73,6 +74,39 @@ class Emulator:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def _make_dynamodb_writes_atomic() -> None:
+    """Serialises moto's DynamoDB writes, as DynamoDB's conditional writes are atomic.
+
+    moto checks a write's condition and then applies it in steps that two
+    requests served on two threads can interleave, so two conditional puts
+    could both "succeed" where DynamoDB lets one. The per-tenant quotas rest
+    on those conditions (handlers.shared.reports.pending, schedule_store).
+    """
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_securebase_atomic", False):
+        return
+    lock = threading.RLock()
+
+    def atomic(write: Any) -> Any:
+        @functools.wraps(write)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(*args, **kwargs)
+
+        return locked
+
+    for name in _DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._securebase_atomic = True  # type: ignore[attr-defined]
 
 
 def provision(jwt_secret: str) -> dict[str, str]:

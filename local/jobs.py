@@ -30,6 +30,24 @@ from local.frontdoor import invoke
 
 logger = logging.getLogger(__name__)
 
+# `POST /_local/report-jobs/pause` (local.actions): jobs stay queued until
+# `/resume`, so a test can see what is pending at a moment of its choosing.
+_PAUSED = threading.Event()
+_IDLE = threading.Event()  # no job is being received or delivered
+_IDLE.set()
+_SWITCH = threading.Lock()
+
+
+def pause() -> None:
+    """Stops handing out jobs; returns once the job in progress (if any) is done."""
+    with _SWITCH:
+        _PAUSED.set()
+    _IDLE.wait()
+
+
+def resume() -> None:
+    _PAUSED.clear()
+
 
 @dataclass
 class _Received:
@@ -162,8 +180,17 @@ class ReportJobPoller:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            with _SWITCH:
+                paused = _PAUSED.is_set()
+                if not paused:
+                    _IDLE.clear()
+            if paused:
+                stop.wait(0.2)
+                continue
             try:
                 self.poll_once()
             except Exception:
                 logger.exception("polling the report-jobs queue failed")
                 stop.wait(1)
+            finally:
+                _IDLE.set()
