@@ -434,3 +434,38 @@ def test_handler_dispatches_http_schedule_and_sqs_events(stack, monkeypatch):
     assert created["statusCode"] == 201
     assert scheduled == {"due": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
     assert jobs == {"batchItemFailures": []}
+
+
+class ConflictingOnce:
+    """DynamoDB that cancels the first transaction, as a concurrent one on the counter does."""
+
+    def __init__(self, client):
+        self._client = client
+        self.transactions = 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **request):
+        self.transactions += 1
+        if self.transactions == 1:
+            raise self._client.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return self._client.transact_write_items(**request)
+
+
+def test_a_transaction_cancelled_by_a_concurrent_one_is_tried_again(stack):
+    create_schedule(make_engine(stack))  # the counter exists
+    conflicting = ConflictingOnce(stack.dynamodb)
+    engine = report_engine.ReportEngine.from_environment(
+        conflicting, stack.s3, stack.ses, clock=lambda: NOW
+    )
+
+    assert create_schedule(engine)
+    assert conflicting.transactions == 2
+    assert schedule_count(stack, "acme") == 2
