@@ -113,7 +113,7 @@ class ReportEngine:
     def create_schedule(self, request: Request) -> dict[str, Any]:
         spec = parse_schedule(request.json_body())
         now = self.service.clock()
-        item = schedule_item(request.tenant, new_id(now), spec, now)
+        item = schedule_item(request.tenant, new_id(now), spec, now, created_by=request.created_by)
         # The cap is checked and the schedule stored in one transaction.
         if not self.schedules.create(item, MAX_SCHEDULES_PER_TENANT):
             raise ApiError(
@@ -178,6 +178,8 @@ class ReportEngine:
             now,
             schedule_id=item["schedule_id"],
             retention_days=self.service.retention_days,
+            # Whoever set up the schedule asked for its reports.
+            created_by=item.get("created_by"),
         )
         try:
             self.service.reports.create(record)

@@ -144,6 +144,20 @@ def test_create_computes_next_run_and_the_schedule_can_be_read_back(engine):
     assert body_of(call(engine, LIST)) == {"schedules": [created]}
 
 
+def test_schedules_and_their_reports_record_who_created_them(engine, stack):
+    response = call(engine, CREATE, body=DAILY, subject="alice@acme.example")
+    assert response["statusCode"] == 201, response["body"]
+    created = body_of(response)
+    anonymous = create_schedule(engine, time_utc="16:00")  # a token without `sub`
+
+    assert created["created_by"] == "alice@acme.example"
+    assert schedule(engine, created["id"])["created_by"] == "alice@acme.example"
+    assert anonymous["created_by"] is None
+    assert make_engine(stack, now=RUN_AT).run_due(RUN_AT)["sent"] == 1
+    (report,) = reports_of(stack, "acme")
+    assert (report["schedule_id"], report["created_by"]) == (created["id"], "alice@acme.example")
+
+
 def test_schedules_are_private_to_their_tenant(engine):
     created = create_schedule(engine)
 
