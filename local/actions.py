@@ -11,6 +11,9 @@
   deferred reports to the report engine (they stay queued and pending
   meanwhile; pause answers once the job in progress is done), e.g. to watch
   the pending-report cap. Answers `{"paused": ...}`.
+- `GET /_local/report-jobs`: the report ids of the deferred-report jobs the
+  report engine was given, in the order it got them:
+  `{"paused": ..., "delivered": [...]}`.
 
 Each takes the query parameters and returns a JSON body, or raises ApiError
 for a bad parameter (answered as the API answers: `{"error", "code"}`).
@@ -63,9 +66,14 @@ def resume_report_jobs(query: Mapping[str, str]) -> dict[str, bool]:
     return {"paused": False}
 
 
+def list_report_jobs(query: Mapping[str, str]) -> dict[str, Any]:
+    return {"paused": jobs.is_paused(), "delivered": jobs.delivered()}
+
+
 LOCAL_ACTIONS: dict[str, LocalAction] = {
     "POST /_local/report-engine/run": run_report_engine,
     "GET /_local/emails": list_emails,
     "POST /_local/report-jobs/pause": pause_report_jobs,
     "POST /_local/report-jobs/resume": resume_report_jobs,
+    "GET /_local/report-jobs": list_report_jobs,
 }

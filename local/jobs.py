@@ -15,6 +15,7 @@ the job in progress and one job of every other waiting tenant.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -47,6 +48,26 @@ def pause() -> None:
 
 def resume() -> None:
     _PAUSED.clear()
+
+
+def is_paused() -> bool:
+    return _PAUSED.is_set()
+
+
+# `GET /_local/report-jobs`: the report ids the engine was given, in order
+# (the most recent ones), so a test can check whose job went first.
+_DELIVERED: deque[str] = deque(maxlen=1000)
+
+
+def delivered() -> list[str]:
+    return list(_DELIVERED)
+
+
+def _report_id(message: Mapping[str, Any]) -> str:
+    try:
+        return str(json.loads(message["Body"])["report_id"])
+    except (ValueError, TypeError, KeyError):
+        return ""  # malformed: the engine drops it
 
 
 @dataclass
@@ -161,6 +182,7 @@ class ReportJobPoller:
         if received is None:
             return None
         message = received.message
+        _DELIVERED.append(_report_id(message))
         try:
             result = invoke("report-engine", self._event(message)) or {}
         except Exception:
