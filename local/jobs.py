@@ -4,8 +4,10 @@ Deployed, the report-jobs queue is an SQS fair queue: every job carries its
 tenant as the `MessageGroupId` (handlers.shared.reports.jobs): "When fair
 queues detect that one tenant is using a disproportionate share of the
 queue's consumer capacity, they prioritize delivery of messages from quiet
-tenants" (Amazon SQS Developer Guide, "How Amazon SQS fair queues work"; a
-message without a group counts as a tenant of its own). moto's queue hands messages out in the order they were
+tenants" (Amazon SQS Developer Guide, "How Amazon SQS fair queues work",
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues-detailed.html:
+"Each message without a MessageGroupId is treated as belonging to its own
+distinct tenant"). moto's queue hands messages out in the order they were
 sent, so this poller does the fair part itself: it keeps the messages it has
 received in one queue per tenant and gives the engine one message at a time,
 from the tenant it served least recently, receiving again between jobs. A

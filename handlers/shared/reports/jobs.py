@@ -11,8 +11,12 @@ report-jobs queue that makes it an SQS fair queue: "Fair queues identify
 tenants by the MessageGroupId property on each message", and when one tenant
 holds a disproportionate share of the messages in flight, SQS delivers the
 other tenants' messages first (Amazon SQS Developer Guide, "How Amazon SQS
-fair queues work"). A standard queue keeps its throughput and ordering rules;
-the group only tells SQS whose message it is.
+fair queues work",
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues-detailed.html).
+Besides in-flight counts SQS measures each tenant's "processing time share",
+so a tenant whose few jobs are slow (year-long detailed PDFs on an engine
+limited to two at a time) is also detected. A standard queue keeps its
+throughput and ordering rules; the group only tells SQS whose message it is.
 """
 
 from __future__ import annotations
