@@ -868,13 +868,11 @@ def test_handler_reads_the_maximum_lifetime(
 ) -> None:
     environment.setenv("JWT_JWKS_URL", jwks_server.url)
     environment.setenv("JWT_MAX_LIFETIME_SECONDS", "600")
-    now = int(time.time())
-    assert authorizer.handler(authorizer_event(bearer(es256(claims(exp=now + 600)))), None)[
-        "isAuthorized"
-    ]
-    assert authorizer.handler(authorizer_event(bearer(es256(claims(exp=now + 601)))), None) == (
-        DENIED
-    )
+    now = int(time.time())  # iat given: a second may pass between the two tokens
+    ten_minutes = es256(claims(iat=now, exp=now + 600))
+    a_second_more = es256(claims(iat=now, exp=now + 601))
+    assert authorizer.handler(authorizer_event(bearer(ten_minutes)), None)["isAuthorized"]
+    assert authorizer.handler(authorizer_event(bearer(a_second_more)), None) == DENIED
 
 
 @pytest.mark.parametrize("raw", ["0", "-5", "12h", "1.5"])
