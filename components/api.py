@@ -350,6 +350,9 @@ class AnalyticsApi(pulumi.ComponentResource):
                 env.JWT_ISSUER: jwt.issuer,
                 env.JWT_AUDIENCE: jwt.audience,
                 env.JWT_TENANT_CLAIM: jwt.tenant_claim,
+                env.JWT_MAX_LIFETIME_SECONDS: str(jwt.max_token_lifetime_hours * 3600),
+                # Tenants whose customer record is not active are denied.
+                env.CUSTOMERS_TABLE: settings.phase2_customers_table,
                 **keys,
             }
         if spec.key == QUERY.key:
@@ -364,6 +367,7 @@ class AnalyticsApi(pulumi.ComponentResource):
                 **reporting,
                 env.CACHE_TABLE: tables["report-cache"],
                 env.REPORT_JOBS_QUEUE_URL: self.report_jobs_queue.url,
+                env.REPORT_MAX_PENDING_PER_TENANT: str(settings.report_max_pending_per_tenant),
             }
         if spec.key == REPORT_ENGINE.key:
             return {

@@ -14,7 +14,7 @@ Placeholders (all required unless a grant names it in `only_if`):
     <region>, <account>       where the stack runs
     <log-group>               the function's own log group ARN
     <table:KEY>               an analytics table ARN (metrics, reports, report-schedules, report-cache)
-    <customers-table>         the Phase 2 customers table name (read by the aggregator)
+    <customers-table>         the Phase 2 customers table name (aggregator, authorizer)
     <bucket>                  the reports bucket ARN
     <data-key>                the production data key ARN (absent in staging: SSE-S3)
     <queue:KEY>               a queue ARN (report-jobs, aggregator-shards, async-failures)
@@ -78,6 +78,11 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
             ("arn:aws:secretsmanager:<region>:<account>:secret:<jwt-secret-name>-??????",),
             only_if="jwt-secret-name",
         ),
+        # The token's tenant's customer record: one that is not active is denied.
+        Grant(
+            ("dynamodb:GetItem",),
+            ("arn:aws:dynamodb:<region>:<account>:table/<customers-table>",),
+        ),
     ),
     "query": (
         Grant(("dynamodb:Query",), ("<table:metrics>",)),
@@ -85,8 +90,16 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
     ),
     "reporter": (
         Grant(("dynamodb:Query",), ("<table:metrics>",)),
+        # Reports, and the tenant's pending-report slots (handlers.shared.reports.pending):
+        # a report refused for want of a slot is deleted again.
         Grant(
-            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"),
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ),
             ("<table:reports>",),
         ),
         # Idempotency records for POST /analytics/reports.
@@ -97,8 +110,10 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
     ),
     "report-engine": (
         Grant(("dynamodb:Query",), ("<table:metrics>",)),
+        # Reports; DeleteItem releases a finished deferred report's pending slot.
         Grant(
-            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), ("<table:reports>",)
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            ("<table:reports>",),
         ),
         Grant(
             (
@@ -209,13 +224,23 @@ def policy_document(grants: Iterable[Grant], values: Mapping[str, str | None]) -
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+# Tables written with TransactWriteItems, which IAM governs through the item
+# actions it contains ("Permissions for Put, Update, Delete, and Get actions
+# are governed by the permissions used for the underlying PutItem, UpdateItem,
+# DeleteItem, and GetItem operations", DynamoDB Developer Guide, "Using IAM
+# with DynamoDB transactions"), but CloudWatch counts as an operation of its own.
+TRANSACTION_TABLES = ("report-schedules",)  # the per-tenant schedule counter
+
+
 def table_operations() -> dict[str, tuple[str, ...]]:
     """Analytics table key -> the DynamoDB operations some function may call on it.
 
     Its ThrottledRequests and SystemErrors metrics exist per operation, so these
     are what its alarms add up (queries on an index count against the table).
     """
-    operations: dict[str, dict[str, None]] = {}
+    operations: dict[str, dict[str, None]] = {
+        table: {"TransactWriteItems": None} for table in TRANSACTION_TABLES
+    }
     for grants in GRANTS.values():
         for grant in grants:
             for resource in grant.resources:

@@ -69,6 +69,8 @@ class JwtSettings:
     # tokens) or a JWKS URL for RS256/ES256 tokens.
     secret_name: str | None
     jwks_url: str | None
+    # The longest a token may live (exp - iat); longer ones are denied.
+    max_token_lifetime_hours: int = 12
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class StackSettings:
     api_throttle_rate_limit: float
     api_throttle_burst_limit: int
     report_url_expiry_seconds: int
+    report_max_pending_per_tenant: int
     report_sender: str
     ses_identity: str
     phase2_customers_table: str
@@ -389,6 +392,9 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
         api_throttle_rate_limit=values.number("apiThrottleRateLimit", 100, 1, 10000),
         api_throttle_burst_limit=values.integer("apiThrottleBurstLimit", 200, low=1, high=5000),
         report_url_expiry_seconds=values.integer("reportUrlExpirySeconds", 900, low=60, high=3600),
+        report_max_pending_per_tenant=values.integer(
+            "reportMaxPendingPerTenant", 5, low=1, high=100
+        ),
         report_sender=values.string("reportSender", _EMAIL, "an email address"),
         ses_identity=values.string(
             "sesIdentity", _DOMAIN, "the SES-verified domain the sender belongs to"
@@ -506,6 +512,7 @@ def _parse_jwt(values: _Values) -> JwtSettings:
         ),
         secret_name=secret_name,
         jwks_url=jwks_url,
+        max_token_lifetime_hours=values.integer("jwtMaxTokenLifetimeHours", 12, low=1, high=24),
     )
 
 

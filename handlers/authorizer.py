@@ -14,10 +14,23 @@ answers `{"isAuthorized": true, "context": {"customer_id", "sub"}}` or
   `PyJWKClient` per container that caches them. The key a token's `kid`
   names decides its one algorithm: RSA -> RS256, EC P-256 -> ES256.
 
-A token must carry `exp`, `iss` (exactly JWT_ISSUER) and `aud` (JWT_AUDIENCE),
-may be up to 30 s past `exp`, and must name a tenant in JWT_TENANT_CLAIM
-(default `customer_id`) that is a valid tenant id. Every decision is logged
-with a reason code; tokens, claims other than the tenant, and secrets never are.
+A token must carry `exp`, `iat`, `iss` (exactly JWT_ISSUER) and `aud`
+(JWT_AUDIENCE), may be up to 30 s past `exp`, may not live longer than
+JWT_MAX_LIFETIME_SECONDS (`exp - iat`, default 12 hours), and must name a
+tenant in JWT_TENANT_CLAIM (default `customer_id`) that is a valid tenant id,
+matched whole. A tenant whose record in the customers table (CUSTOMERS_TABLE)
+has a status other than `active` is denied; a tenant with no record is
+allowed, as before (its answers are empty). Every decision is logged with a
+reason code; tokens, claims other than the tenant, and secrets never are.
+
+API Gateway caches each answer by the `Authorization` header for the
+authorizer's result TTL (300 s, components/api.py): "If it is greater than 0,
+API Gateway caches authorizer responses" (authorizerResultTtlInSeconds, API
+Gateway V2 API Reference). So a tenant suspended while one of its tokens has
+a cached allow keeps access with that token for at most 5 minutes; new
+tokens, and every token once its cached answer expires, are denied. The
+customer record is read once per uncached token, so the cache also bounds
+that read to one per token per 5 minutes.
 """
 
 from __future__ import annotations
@@ -45,7 +58,9 @@ SECRET_REFRESH_AFTER_SECONDS = 300
 CURRENT_STAGE = "AWSCURRENT"
 PREVIOUS_STAGE = "AWSPREVIOUS"  # the key before the last rotation: accepted too
 MAX_TOKEN_LENGTH = 8192  # far above any real token; caps the work garbage can cause
-REQUIRED_CLAIMS = ("exp", "iss", "aud")
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
+DEFAULT_MAX_LIFETIME_SECONDS = 12 * 3600
+ACTIVE = "active"  # the customers table's status of a tenant in good standing
 HMAC_ALGORITHM = "HS256"  # with the Secrets Manager key
 JWKS_ALGORITHMS = ("RS256", "ES256")
 JWKS_FETCH_TIMEOUT_SECONDS = 3
@@ -72,6 +87,7 @@ class TokenSettings:
     audience: str
     tenant_claim: str = DEFAULT_TENANT_CLAIM
     leeway_seconds: int = LEEWAY_SECONDS
+    max_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_SECONDS  # exp - iat
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ _REJECTIONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.InvalidAudienceError, "wrong_audience"),
     (jwt.InvalidIssuerError, "wrong_issuer"),
     (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidIssuedAtError, "malformed"),
     (jwt.InvalidAlgorithmError, "alg_not_allowed"),
     (jwt.InvalidSignatureError, "bad_signature"),
 )
@@ -138,6 +155,9 @@ def verify_token(token: str, key: Any, algorithm: str, settings: TokenSettings) 
             if isinstance(error, error_type):
                 raise TokenRejected(reason) from None
         raise TokenRejected("malformed") from None
+    # PyJWT has checked that int() takes both, `exp` is not past and `iat` not in the future.
+    if int(claims["exp"]) - int(claims["iat"]) > settings.max_lifetime_seconds:
+        raise TokenRejected("lifetime_too_long")
     tenant = claims.get(settings.tenant_claim)
     if tenant is None:
         raise TokenRejected("missing_tenant")
@@ -306,10 +326,45 @@ class JwksKeys:
 KeySource = SecretKeys | JwksKeys
 
 
+class CustomerStatuses:
+    """Tenants' standing in the Phase 2 customers table; its client is made on first use."""
+
+    def __init__(self, table_name: str, client_factory: Callable[[], Any]):
+        self.table_name = table_name
+        self._client_factory = client_factory
+        self._client: Any = None
+
+    def status(self, tenant: str) -> str | None:
+        """The customer record's `status` ("" when it has none); None when there is no record."""
+        if self._client is None:
+            self._client = self._client_factory()
+        item = self._client.get_item(
+            TableName=self.table_name,
+            Key={"customer_id": {"S": tenant}},
+            ProjectionExpression="#status",
+            ExpressionAttributeNames={"#status": "status"},  # a reserved word
+        ).get("Item")
+        if item is None:
+            return None
+        return item.get("status", {}).get("S", "")
+
+
 class Authorizer:
-    def __init__(self, settings: TokenSettings, keys: KeySource):
+    def __init__(
+        self, settings: TokenSettings, keys: KeySource, customers: CustomerStatuses | None = None
+    ):
         self.settings = settings
         self.keys = keys
+        self.customers = customers
+
+    def verify(self, authorization: object) -> Identity:
+        """The identity of a valid token of a tenant in good standing; else TokenRejected."""
+        identity = self.keys.verify(bearer_token(authorization), self.settings)
+        if self.customers is not None:
+            status = self.customers.status(identity.tenant)
+            if status is not None and status != ACTIVE:
+                raise TokenRejected("tenant_not_active")
+        return identity
 
     @classmethod
     def from_environment(cls) -> Authorizer:
@@ -318,6 +373,10 @@ class Authorizer:
             audience=env.require(env.JWT_AUDIENCE),
             tenant_claim=env.optional(env.JWT_TENANT_CLAIM, DEFAULT_TENANT_CLAIM)
             or DEFAULT_TENANT_CLAIM,
+            max_lifetime_seconds=_max_lifetime_from_env(),
+        )
+        customers = CustomerStatuses(
+            env.require(env.CUSTOMERS_TABLE), lambda: boto3.client("dynamodb")
         )
         secret_id = env.optional(env.JWT_SECRET_ID)
         jwks_url = env.optional(env.JWT_JWKS_URL)
@@ -326,14 +385,16 @@ class Authorizer:
                 f"set exactly one of {env.JWT_SECRET_ID} and {env.JWT_JWKS_URL}"
             )
         if secret_id:
-            return cls(settings, SecretKeys(secret_id, lambda: boto3.client("secretsmanager")))
-        return cls(settings, JwksKeys(str(jwks_url)))
+            keys: KeySource = SecretKeys(secret_id, lambda: boto3.client("secretsmanager"))
+        else:
+            keys = JwksKeys(str(jwks_url))
+        return cls(settings, keys, customers)
 
     def authorize(self, headers: Mapping[str, Any] | None) -> dict[str, Any]:
         """The simple response for a request's headers; logs the decision."""
         authorization = {str(k).lower(): v for k, v in (headers or {}).items()}.get("authorization")
         try:
-            identity = self.keys.verify(bearer_token(authorization), self.settings)
+            identity = self.verify(authorization)
         except TokenRejected as rejection:
             logger.info("denied", extra={"decision": "deny", "reason": rejection.reason})
             return {"isAuthorized": False}
@@ -344,6 +405,18 @@ class Authorizer:
             "isAuthorized": True,
             "context": {"customer_id": identity.tenant, "sub": identity.subject},
         }
+
+
+def _max_lifetime_from_env() -> int:
+    raw = env.optional(env.JWT_MAX_LIFETIME_SECONDS)
+    if raw is None:
+        return DEFAULT_MAX_LIFETIME_SECONDS
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise env.MissingEnvironment(
+            f"environment variable {env.JWT_MAX_LIFETIME_SECONDS} must be a positive number"
+            f" of seconds; got {raw!r}"
+        )
+    return int(raw)
 
 
 _authorizer: Authorizer | None = None

@@ -37,7 +37,8 @@ from handlers.shared.http import (
     not_found,
 )
 from handlers.shared.reports.ids import new_id
-from handlers.shared.reports.jobs import parse_job
+from handlers.shared.reports.jobs import Job, parse_job
+from handlers.shared.reports.pending import PendingSlots
 from handlers.shared.reports.schedule_store import ScheduleStore
 from handlers.shared.reports.schedules import (
     MAX_SCHEDULES_PER_TENANT,
@@ -85,6 +86,7 @@ class ReportEngine:
         self.schedules = schedules
         self.ses = ses
         self.sender = sender
+        self.pending = PendingSlots(service.reports.client, service.reports.table_name)
 
     @classmethod
     def from_environment(
@@ -110,16 +112,16 @@ class ReportEngine:
 
     def create_schedule(self, request: Request) -> dict[str, Any]:
         spec = parse_schedule(request.json_body())
-        if self.schedules.count(request.tenant) >= MAX_SCHEDULES_PER_TENANT:
+        now = self.service.clock()
+        item = schedule_item(request.tenant, new_id(now), spec, now, created_by=request.created_by)
+        # The cap is checked and the schedule stored in one transaction.
+        if not self.schedules.create(item, MAX_SCHEDULES_PER_TENANT):
             raise ApiError(
                 409,
                 "schedule_limit_reached",
                 f"a tenant can have at most {MAX_SCHEDULES_PER_TENANT} schedules;"
                 " delete one before creating another",
             )
-        now = self.service.clock()
-        item = schedule_item(request.tenant, new_id(now), spec, now)
-        self.schedules.create(item)
         return json_response(201, schedule_view(item), request.origin)
 
     def list_schedules(self, request: Request) -> dict[str, Any]:
@@ -176,6 +178,8 @@ class ReportEngine:
             now,
             schedule_id=item["schedule_id"],
             retention_days=self.service.retention_days,
+            # Whoever set up the schedule asked for its reports.
+            created_by=item.get("created_by"),
         )
         try:
             self.service.reports.create(record)
@@ -249,22 +253,26 @@ class ReportEngine:
             if job is None:
                 logger.error("dropping a malformed report job", extra={"body": message.get("body")})
                 continue
-            tenant, report_id = job
             try:
-                self._finish(tenant, report_id)
+                self._finish(job)
             except Exception:
                 logger.exception(
                     "deferred report failed",
-                    extra={"customer_id": tenant, "report_id": report_id},
+                    extra={"customer_id": job.tenant, "report_id": job.report_id},
                 )
                 failures.append({"itemIdentifier": message.get("messageId")})
         return {"batchItemFailures": failures}
 
-    def _finish(self, tenant: str, report_id: str) -> None:
-        record = self.service.reports.get(tenant, report_id)
-        if record is None or record.status == READY:
-            return  # deleted, or finished by an earlier delivery of the same message
-        self.service.generate(record)
+    def _finish(self, job: Job) -> None:
+        record = self.service.reports.get(job.tenant, job.report_id)
+        try:
+            if record is not None and record.status != READY:
+                self.service.generate(record)
+        finally:
+            # Ready or failed (generate records either), or gone: the tenant's
+            # pending slot is free again. A failed job is still redelivered.
+            if job.slot is not None:
+                self.pending.release(job.tenant, job.slot, job.report_id)
 
 
 def email_content(report: ReportRecord, url: str, expires_at: str) -> tuple[str, str, str]:

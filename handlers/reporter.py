@@ -11,6 +11,13 @@ reading it records and shows it `failed`, so the tenant can request it again.
 An `Idempotency-Key` header makes a retried POST return the same report
 instead of creating another.
 
+A tenant may have at most REPORT_MAX_PENDING_PER_TENANT (default 5) deferred
+reports pending at once (handlers.shared.reports.pending: slots taken with
+conditional writes, so the cap holds under concurrency); beyond that POST
+answers 429 `too_many_pending_reports` with `Retry-After` and stores nothing,
+so one tenant cannot fill the report engine's queue. Every report records
+who requested it (`created_by`: the token's `sub`).
+
 Reports of other tenants are indistinguishable from unknown ids (404).
 Rendering libraries are imported only for the formats that need them, and the
 AWS clients on first use, so a cold start costs little more than boto3.
@@ -37,13 +44,19 @@ from handlers.shared.http import (
 )
 from handlers.shared.reports.idempotency import IdempotencyRecords, fingerprint, validate_key
 from handlers.shared.reports.ids import new_id
-from handlers.shared.reports.jobs import ReportJobs
+from handlers.shared.reports.jobs import Job, ReportJobs
 from handlers.shared.reports.model import (
     parse_format,
     parse_period_label,
     parse_report_type,
 )
+from handlers.shared.reports.pending import (
+    DEFAULT_MAX_PENDING,
+    RETRY_AFTER_SECONDS,
+    PendingSlots,
+)
 from handlers.shared.reports.service import (
+    PENDING_DEADLINE,
     ReportFailed,
     ReportService,
     client_config,
@@ -51,7 +64,7 @@ from handlers.shared.reports.service import (
     s3_config,
 )
 from handlers.shared.reports.store import FAILED, PENDING, ReportRecord, new_record, page_size
-from handlers.shared.reports.times import utc_now
+from handlers.shared.reports.times import parse_utc, utc_now
 
 REQUEST_FIELDS = ("type", "format", "period")
 # Rendering budget inside the API's ~29 s: leaves room for reading, uploading
@@ -101,18 +114,35 @@ def report_expired(record: ReportRecord) -> ApiError:
     )
 
 
+def max_pending_from_env() -> int:
+    """REPORT_MAX_PENDING_PER_TENANT: a positive integer; 5 when unset."""
+    raw = env.optional(env.REPORT_MAX_PENDING_PER_TENANT)
+    if raw is None:
+        return DEFAULT_MAX_PENDING
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise env.MissingEnvironment(
+            f"environment variable {env.REPORT_MAX_PENDING_PER_TENANT} must be a positive"
+            f" integer; got {raw!r}"
+        )
+    return int(raw)
+
+
 class ReporterApi:
     def __init__(
         self,
         service: ReportService,
         idempotency: IdempotencyRecords,
         jobs: ReportJobs,
+        pending: PendingSlots,
         sync_budget_seconds: float = SYNC_BUDGET_SECONDS,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ):
         self.service = service
         self.idempotency = idempotency
         self.jobs = jobs
+        self.pending = pending
         self.sync_budget_seconds = sync_budget_seconds
+        self.max_pending = max_pending
 
     @classmethod
     def from_environment(
@@ -126,7 +156,9 @@ class ReporterApi:
             ReportService.from_env(dynamodb, s3, clock),
             IdempotencyRecords(dynamodb, env.require(env.CACHE_TABLE)),
             ReportJobs(env.require(env.REPORT_JOBS_QUEUE_URL), sqs_factory),
+            PendingSlots(dynamodb, env.require(env.REPORTS_TABLE)),
             sync_budget_from_env(),
+            max_pending_from_env(),
         )
 
     @property
@@ -159,6 +191,7 @@ class ReporterApi:
             fields["period"],
             now,
             retention_days=self.service.retention_days,
+            created_by=request.created_by,
         )
         if not self.service.reports.create(record):
             # A concurrent retry with the same key created it a moment ago.
@@ -173,9 +206,28 @@ class ReporterApi:
             return self._answer(failure.record, request)
 
     def _defer(self, record: ReportRecord) -> ReportRecord:
+        """Queues the report for the engine, holding one of the tenant's pending slots.
+
+        Without a free slot the report is removed again and the answer is 429.
+        """
+        tenant, report_id = record.customer_id, record.report_id
+        deadline = parse_utc(record.created_at) + PENDING_DEADLINE
+        slot = self.pending.claim(
+            tenant, report_id, self.max_pending, deadline, self.service.clock()
+        )
+        if slot is None:
+            self.service.reports.delete_pending(record)
+            raise ApiError(
+                429,
+                "too_many_pending_reports",
+                f"a tenant can have at most {self.max_pending} large reports in preparation;"
+                " retry when one of them is ready",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         try:
-            self.jobs.send(record)
+            self.jobs.send(Job(tenant, report_id, slot))
         except Exception as error:
+            self.pending.release(tenant, slot, report_id)
             raise ReportFailed(
                 self.service.fail(record, "queueing the report for generation failed")
             ) from error

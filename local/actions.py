@@ -7,6 +7,13 @@
   that day. Answers the run's summary: `{due, sent, failed, skipped, deferred}`.
 - `GET /_local/emails`: what the report engine emailed (SES in the
   emulator), oldest first; `?to=<address>` keeps one recipient's.
+- `POST /_local/report-jobs/pause` and `/resume`: stop and restart handing
+  deferred reports to the report engine (they stay queued and pending
+  meanwhile; pause answers once the job in progress is done), e.g. to watch
+  the pending-report cap. Answers `{"paused": ...}`.
+- `GET /_local/report-jobs`: the report ids of the deferred-report jobs the
+  report engine was given, in the order it got them:
+  `{"paused": ..., "delivered": [...]}`.
 
 Each takes the query parameters and returns a JSON body, or raises ApiError
 for a bad parameter (answered as the API answers: `{"error", "code"}`).
@@ -19,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.shared.http import bad_request
+from local import jobs
 from local.emulator import sent_emails
 from local.frontdoor import LocalAction, invoke
 
@@ -48,7 +56,24 @@ def list_emails(query: Mapping[str, str]) -> dict[str, Any]:
     return {"emails": sent_emails(query.get("to"))}
 
 
+def pause_report_jobs(query: Mapping[str, str]) -> dict[str, bool]:
+    jobs.pause()
+    return {"paused": True}
+
+
+def resume_report_jobs(query: Mapping[str, str]) -> dict[str, bool]:
+    jobs.resume()
+    return {"paused": False}
+
+
+def list_report_jobs(query: Mapping[str, str]) -> dict[str, Any]:
+    return {"paused": jobs.is_paused(), "delivered": jobs.delivered()}
+
+
 LOCAL_ACTIONS: dict[str, LocalAction] = {
     "POST /_local/report-engine/run": run_report_engine,
     "GET /_local/emails": list_emails,
+    "POST /_local/report-jobs/pause": pause_report_jobs,
+    "POST /_local/report-jobs/resume": resume_report_jobs,
+    "GET /_local/report-jobs": list_report_jobs,
 }

@@ -25,6 +25,7 @@ open a new connection to it for every call.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -194,6 +195,33 @@ def memoizing_dispatcher() -> WsgiApp:
     return MemoizingDispatcher()
 
 
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def make_dynamodb_writes_atomic() -> None:
+    """Serialises moto's DynamoDB writes, as DynamoDB's conditional writes are atomic.
+
+    moto checks a write's condition and then applies it in steps that two
+    requests served on two threads can interleave, so two conditional puts
+    could both "succeed" where DynamoDB lets one. The per-tenant quotas rest
+    on those conditions (handlers.shared.reports.pending, schedule_store).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def atomic(write: Any) -> Any:
+        @functools.wraps(write)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(*args, **kwargs)
+
+        return locked
+
+    for name in _DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
 def _exit_when_stdin_ends() -> None:
     sys.stdin.buffer.read()
     # Nothing to save: the emulator's state lives only in memory.
@@ -204,6 +232,7 @@ def main() -> None:
     # First, so that a parent that ends while moto is still importing stops it too.
     threading.Thread(target=_exit_when_stdin_ends, name="parent-watch", daemon=True).start()
     logging.basicConfig(level=logging.ERROR)
+    make_dynamodb_writes_atomic()
     from werkzeug.serving import make_server
 
     server = make_server(

@@ -357,6 +357,8 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
             "JWT_ISSUER": f"https://auth.{domain}",
             "JWT_AUDIENCE": "securebase-analytics",
             "JWT_TENANT_CLAIM": "customer_id",
+            "JWT_MAX_LIFETIME_SECONDS": "43200",
+            "CUSTOMERS_TABLE": f"{prefix}-customers",
             "JWT_SECRET_ID": f"securebase/{env}/jwt-signing-key",
         },
         "query": {
@@ -371,6 +373,7 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
             "CACHE_TABLE": f"{prefix}-report-cache",
             **reports,
             "REPORT_JOBS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{prefix}-analytics-report-jobs",
+            "REPORT_MAX_PENDING_PER_TENANT": "5",
             "CORS_ALLOWED_ORIGINS": cors,
         },
         "report-engine": {

@@ -29,6 +29,7 @@ from moto import mock_aws
 from handlers import authorizer
 from handlers.authorizer import (
     Authorizer,
+    CustomerStatuses,
     JwksKeys,
     KeyConfigurationError,
     SecretKeys,
@@ -302,6 +303,50 @@ ATTACKS: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
         "not_yet_valid",
     ),
     ("missing exp", "jwks", lambda: bearer(rs256(claims(exp=None))), "missing_claim"),
+    ("missing iat (HS256)", "secret", lambda: bearer(hs256(claims(iat=None))), "missing_claim"),
+    ("missing iat (RS256)", "jwks", lambda: bearer(rs256(claims(iat=None))), "missing_claim"),
+    (
+        "iat that is not a number",
+        "secret",
+        lambda: bearer(hs256(claims(iat="yesterday"))),
+        "malformed",
+    ),
+    (
+        "issued in the future",
+        "jwks",
+        lambda: bearer(es256(claims(iat=int(time.time()) + 3600))),
+        "not_yet_valid",
+    ),
+    (
+        "living a second longer than 12 hours (HS256)",
+        "secret",
+        lambda: bearer(hs256(claims(iat=A_BIT_AGO, exp=A_BIT_AGO + 12 * 3600 + 1))),
+        "lifetime_too_long",
+    ),
+    (
+        "living a second longer than 12 hours (ES256)",
+        "jwks",
+        lambda: bearer(es256(claims(iat=A_BIT_AGO, exp=A_BIT_AGO + 12 * 3600 + 1))),
+        "lifetime_too_long",
+    ),
+    (
+        "exp of 1e300",
+        "secret",
+        lambda: bearer(hmac_signed({"alg": "HS256"}, claims(exp=1e300), SECRET.encode())),
+        "lifetime_too_long",
+    ),
+    (
+        "tenant with a trailing newline (HS256)",
+        "secret",
+        lambda: bearer(hs256(claims(customer_id="acme\n"))),
+        "invalid_tenant",
+    ),
+    (
+        "tenant with a trailing newline (RS256)",
+        "jwks",
+        lambda: bearer(rs256(claims(customer_id="acme\n"))),
+        "invalid_tenant",
+    ),
     ("missing iss", "jwks", lambda: bearer(rs256(claims(iss=None))), "missing_claim"),
     ("missing aud", "secret", lambda: bearer(hs256(claims(aud=None))), "missing_claim"),
     ("missing tenant", "jwks", lambda: bearer(rs256(claims(customer_id=None))), "missing_tenant"),
@@ -425,6 +470,11 @@ VALID = [
     ),
     ("audience list with ours", "secret", lambda: bearer(hs256(claims(aud=["other", AUDIENCE])))),
     ("64-character tenant", "secret", lambda: bearer(hs256(claims(customer_id="a" * 64)))),
+    (
+        "living exactly 12 hours",
+        "jwks",
+        lambda: bearer(rs256(claims(iat=A_BIT_AGO, exp=A_BIT_AGO + 12 * 3600))),
+    ),
 ]
 
 
@@ -446,6 +496,91 @@ def test_subject_is_empty_when_the_token_has_none(secret_authorizer: Authorizer)
         "isAuthorized": True,
         "context": {"customer_id": "acme", "sub": ""},
     }
+
+
+def test_the_maximum_lifetime_is_configurable(secretsmanager: Any) -> None:
+    one_hour = Authorizer(
+        TokenSettings(ISSUER, AUDIENCE, max_lifetime_seconds=3600),
+        SecretKeys("securebase/jwt", lambda: secretsmanager),
+    )
+    now = int(time.time())
+    assert one_hour.authorize(bearer(hs256(claims(iat=now, exp=now + 3600))))["isAuthorized"]
+    assert one_hour.authorize(bearer(hs256(claims(iat=now, exp=now + 3601)))) == DENIED
+
+
+# Tenants' standing in the customers table
+
+CUSTOMERS_TABLE = "securebase-test-customers"
+
+
+@pytest.fixture(scope="module")
+def customers(secretsmanager: Any) -> Iterator[Any]:
+    """The customers table, in the module's emulated account (with `secretsmanager`)."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName=CUSTOMERS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
+    )
+    for tenant, status in (("acme", "active"), ("initech", "suspended"), ("hooli", None)):
+        item = {"customer_id": {"S": tenant}, "name": {"S": tenant.title()}}
+        if status is not None:
+            item["status"] = {"S": status}
+        dynamodb.put_item(TableName=CUSTOMERS_TABLE, Item=item)
+    yield dynamodb
+
+
+@pytest.mark.parametrize("mode", ["secret", "jwks"])
+@pytest.mark.parametrize(
+    ("tenant", "allowed"),
+    [("acme", True), ("initech", False), ("hooli", False), ("unknown-tenant", True)],
+    ids=["active", "suspended", "record without status", "no record"],
+)
+def test_only_tenants_in_good_standing_or_without_a_record_are_allowed(
+    secretsmanager: Any,
+    customers: Any,
+    jwks_server: JwksServer,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    tenant: str,
+    allowed: bool,
+) -> None:
+    keys = (
+        SecretKeys("securebase/jwt", lambda: secretsmanager)
+        if mode == "secret"
+        else JwksKeys(jwks_server.url)
+    )
+    subject = Authorizer(SETTINGS, keys, CustomerStatuses(CUSTOMERS_TABLE, lambda: customers))
+    token = (
+        hs256(claims(customer_id=tenant)) if mode == "secret" else es256(claims(customer_id=tenant))
+    )
+    caplog.set_level(logging.INFO, logger=authorizer.__name__)
+
+    response = subject.authorize(bearer(token))
+
+    if allowed:
+        assert response == {
+            "isAuthorized": True,
+            "context": {"customer_id": tenant, "sub": "user-42"},
+        }
+        assert decision_reasons(caplog) == ["ok"]
+    else:
+        assert response == DENIED
+        assert decision_reasons(caplog) == ["tenant_not_active"]
+
+
+def test_a_bad_token_is_denied_without_reading_the_customers_table(secretsmanager: Any) -> None:
+    class Unreachable:
+        def get_item(self, **request: Any) -> None:
+            raise AssertionError("the customers table was read for a bad token")
+
+    subject = Authorizer(
+        SETTINGS,
+        SecretKeys("securebase/jwt", lambda: secretsmanager),
+        CustomerStatuses(CUSTOMERS_TABLE, Unreachable),
+    )
+    assert subject.authorize(bearer(hs256(key="not-the-secret-but-long-enough-32b"))) == DENIED
 
 
 def test_tenant_claim_is_configurable(secretsmanager: Any) -> None:
@@ -695,32 +830,63 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("JWT_ISSUER", ISSUER)
     monkeypatch.setenv("JWT_AUDIENCE", AUDIENCE)
     monkeypatch.setenv("JWT_TENANT_CLAIM", "customer_id")
+    monkeypatch.setenv("CUSTOMERS_TABLE", CUSTOMERS_TABLE)
+    monkeypatch.delenv("JWT_MAX_LIFETIME_SECONDS", raising=False)
     monkeypatch.delenv("JWT_SECRET_ID", raising=False)
     monkeypatch.delenv("JWT_JWKS_URL", raising=False)
     return monkeypatch
 
 
-def test_handler_in_secret_mode(environment: pytest.MonkeyPatch) -> None:
-    with mock_aws():
-        boto3.client("secretsmanager").create_secret(
-            Name="securebase/staging/jwt", SecretString=json.dumps({"jwt_secret": SECRET})
-        )
-        environment.setenv("JWT_SECRET_ID", "securebase/staging/jwt")
-        event = authorizer_event(bearer(hs256(claims(customer_id="globex", sub="svc"))))
-        assert authorizer.handler(event, None) == {
-            "isAuthorized": True,
-            "context": {"customer_id": "globex", "sub": "svc"},
-        }
-        assert authorizer.handler(authorizer_event(bearer(rs256())), None) == DENIED
+def test_handler_in_secret_mode(environment: pytest.MonkeyPatch, customers: Any) -> None:
+    boto3.client("secretsmanager").create_secret(
+        Name="securebase/staging/jwt", SecretString=json.dumps({"jwt_secret": SECRET})
+    )
+    environment.setenv("JWT_SECRET_ID", "securebase/staging/jwt")
+    event = authorizer_event(bearer(hs256(claims(customer_id="globex", sub="svc"))))
+    assert authorizer.handler(event, None) == {
+        "isAuthorized": True,
+        "context": {"customer_id": "globex", "sub": "svc"},
+    }
+    assert authorizer.handler(authorizer_event(bearer(rs256())), None) == DENIED
+    suspended = authorizer_event(bearer(hs256(claims(customer_id="initech"))))
+    assert authorizer.handler(suspended, None) == DENIED
 
 
-def test_handler_in_jwks_mode(environment: pytest.MonkeyPatch, jwks_server: JwksServer) -> None:
+def test_handler_in_jwks_mode(
+    environment: pytest.MonkeyPatch, jwks_server: JwksServer, customers: Any
+) -> None:
     environment.setenv("JWT_JWKS_URL", jwks_server.url)
     assert authorizer.handler(authorizer_event(bearer(es256())), None) == {
         "isAuthorized": True,
         "context": {"customer_id": "acme", "sub": "user-42"},
     }
     assert authorizer.handler(authorizer_event(bearer(hs256())), None) == DENIED
+
+
+def test_handler_reads_the_maximum_lifetime(
+    environment: pytest.MonkeyPatch, jwks_server: JwksServer, customers: Any
+) -> None:
+    environment.setenv("JWT_JWKS_URL", jwks_server.url)
+    environment.setenv("JWT_MAX_LIFETIME_SECONDS", "600")
+    now = int(time.time())  # iat given: a second may pass between the two tokens
+    ten_minutes = es256(claims(iat=now, exp=now + 600))
+    a_second_more = es256(claims(iat=now, exp=now + 601))
+    assert authorizer.handler(authorizer_event(bearer(ten_minutes)), None)["isAuthorized"]
+    assert authorizer.handler(authorizer_event(bearer(a_second_more)), None) == DENIED
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "12h", "1.5"])
+def test_an_invalid_maximum_lifetime_fails_loudly_naming_the_variable(
+    environment: pytest.MonkeyPatch, jwks_server: JwksServer, raw: str
+) -> None:
+    environment.setenv("JWT_JWKS_URL", jwks_server.url)
+    environment.setenv("JWT_MAX_LIFETIME_SECONDS", raw)
+    with pytest.raises(RuntimeError) as raised:
+        authorizer.handler(authorizer_event(bearer(es256())), None)
+    assert str(raised.value) == (
+        "environment variable JWT_MAX_LIFETIME_SECONDS must be a positive number of seconds;"
+        f" got {raw!r}"
+    )
 
 
 @pytest.mark.parametrize(

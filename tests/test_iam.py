@@ -91,6 +91,7 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
                 ["secretsmanager:GetSecretValue"],
                 [arn("secretsmanager", f"secret:securebase/{env}/jwt-signing-key-??????")],
             ),
+            allow(["dynamodb:GetItem"], [table("customers")]),
         ],
         f"{prefix}-analytics-query": [
             *base(f"{prefix}-analytics-query"),
@@ -101,7 +102,13 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             *base(f"{prefix}-analytics-reporter"),
             allow(["dynamodb:Query"], [table("metrics")]),
             allow(
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
                 [table("reports")],
             ),
             allow(["dynamodb:GetItem", "dynamodb:PutItem"], [table("report-cache")]),
@@ -112,7 +119,12 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             *base(f"{prefix}-analytics-report-engine"),
             allow(["dynamodb:Query"], [table("metrics")]),
             allow(
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
                 [table("reports")],
             ),
             allow(
@@ -275,6 +287,7 @@ def test_jwks_tokens_need_no_secret_access():
     assert [s["Action"] for s in authorizer["Statement"]] == [
         ["logs:CreateLogStream", "logs:PutLogEvents"],
         ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        ["dynamodb:GetItem"],
     ]
 
 
@@ -282,8 +295,15 @@ def test_table_operations_are_what_the_functions_may_call():
     assert iam.table_operations() == {
         "metrics": ("BatchWriteItem", "PutItem", "Query", "UpdateItem"),
         "report-cache": ("GetItem", "PutItem"),
-        "report-schedules": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
-        "reports": ("GetItem", "PutItem", "Query", "UpdateItem"),
+        "report-schedules": (
+            "DeleteItem",
+            "GetItem",
+            "PutItem",
+            "Query",
+            "TransactWriteItems",
+            "UpdateItem",
+        ),
+        "reports": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     }
 
 

@@ -384,6 +384,12 @@ REJECTED_TOKENS = {
     "no expiry": lambda: _encode(_claims(exp=None)),
     "no tenant": lambda: _encode(_claims(customer_id=None)),
     "an invalid tenant": lambda: _encode(_claims(customer_id="../globex")),
+    "a tenant with a trailing newline": lambda: _encode(_claims(customer_id="acme\n")),
+    "no iat": lambda: _encode(_claims(iat=None)),
+    "living longer than 12 hours": lambda: _encode(
+        _claims(iat=int(time.time()), exp=int(time.time()) + 12 * 3600 + 60)
+    ),
+    "a suspended tenant's": lambda: _encode(_claims(customer_id="initech")),
     "garbage": lambda: "not.a.jwt",
 }
 

@@ -645,8 +645,8 @@ def test_the_poller_deletes_the_messages_the_engine_finished(
 
     monkeypatch.setattr(local.jobs, "invoke", engine)
     poller = ReportJobPoller(queue)
-    finished = poller.poll_once(wait_seconds=0)
-    assert {json.loads(record["body"])["report_id"] for record in received} == {"r1", "r2", "r3"}
+    finished = sum(poller.poll_once(wait_seconds=0) for _ in range(3))
+    assert [json.loads(record["body"])["report_id"] for record in received] == ["r1", "r2", "r3"]
     assert {record["eventSource"] for record in received} == {"aws:sqs"}
     assert {record["eventSourceARN"] for record in received} == {poller.queue_arn}
     left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
@@ -656,6 +656,71 @@ def test_the_poller_deletes_the_messages_the_engine_finished(
     else:
         assert finished == 2
         assert [json.loads(message["Body"])["report_id"] for message in left] == ["r2"]
+
+
+def fair_queue(sqs: Any) -> str:
+    queue = sqs.create_queue(QueueName="jobs", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    return queue
+
+
+def send_job(sqs: Any, queue: str, tenant: str, report: str) -> None:
+    sqs.send_message(
+        QueueUrl=queue,
+        MessageBody=json.dumps({"customer_id": tenant, "report_id": report}),
+        MessageGroupId=tenant,
+    )
+
+
+@mock_aws
+def test_a_second_tenant_is_served_before_the_first_tenants_backlog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = fair_queue(sqs)
+    for n in range(5):  # acme's maximum of pending reports
+        send_job(sqs, queue, "acme", f"acme-{n}")
+    served: list[str] = []
+
+    def engine(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        (record,) = event["Records"]  # one job at a time
+        served.append(json.loads(record["body"])["report_id"])
+        if len(served) == 1:
+            # globex asks for a small report while acme's first one renders.
+            send_job(sqs, queue, "globex", "globex-0")
+        return {"batchItemFailures": []}
+
+    monkeypatch.setattr(local.jobs, "invoke", engine)
+    poller = ReportJobPoller(queue)
+    while poller.poll_once(wait_seconds=0):
+        pass
+
+    # Next after the job in progress, not behind acme's other four.
+    assert served == ["acme-0", "globex-0", "acme-1", "acme-2", "acme-3", "acme-4"]
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
+@mock_aws
+def test_waiting_tenants_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = fair_queue(sqs)
+    for n in range(3):
+        send_job(sqs, queue, "acme", f"acme-{n}")
+    for n in range(2):
+        send_job(sqs, queue, "globex", f"globex-{n}")
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"report_id": "ungrouped"}))
+    served: list[str] = []
+
+    def engine(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        served.extend(json.loads(record["body"])["report_id"] for record in event["Records"])
+        return {"batchItemFailures": []}
+
+    monkeypatch.setattr(local.jobs, "invoke", engine)
+    poller = ReportJobPoller(queue)
+    while poller.poll_once(wait_seconds=0):
+        pass
+
+    # A message without a group is a tenant of its own, as in an SQS fair queue.
+    assert served == ["acme-0", "globex-0", "ungrouped", "acme-1", "globex-1", "acme-2"]
 
 
 # Listening

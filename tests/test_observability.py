@@ -320,8 +320,11 @@ def test_every_function_has_error_throttle_and_duration_alarms(deployment, spec)
     ("table", "operations"),
     [
         ("metrics", ["BatchWriteItem", "PutItem", "Query", "UpdateItem"]),
-        ("reports", ["GetItem", "PutItem", "Query", "UpdateItem"]),
-        ("report-schedules", ["DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]),
+        ("reports", ["DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"]),
+        (
+            "report-schedules",
+            ["DeleteItem", "GetItem", "PutItem", "Query", "TransactWriteItems", "UpdateItem"],
+        ),
         ("report-cache", ["GetItem", "PutItem"]),
     ],
 )

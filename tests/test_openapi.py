@@ -73,6 +73,7 @@ def test_every_operation_declares_its_path_parameters_and_the_gateway_answers(
 # API Gateway's own answers, made before any handler runs.
 GATEWAY_RESPONSES = {"Unauthorized", "Forbidden", "TooManyRequests"}
 NOSNIFF_REF = "#/components/headers/X-Content-Type-Options"
+RETRY_AFTER_REF = "#/components/headers/Retry-After"
 
 
 def test_every_operation_with_a_body_documents_the_415() -> None:
@@ -99,7 +100,19 @@ def test_every_handler_response_documents_nosniff() -> None:
         if name not in GATEWAY_RESPONSES
     ]
     for where, response in responses:
-        assert response.get("headers") == {"X-Content-Type-Options": {"$ref": NOSNIFF_REF}}, where
+        headers = dict(response.get("headers", {}))
+        # The API's own 429s also say when to retry.
+        if headers.get("Retry-After") == {"$ref": RETRY_AFTER_REF}:
+            del headers["Retry-After"]
+        assert headers == {"X-Content-Type-Options": {"$ref": NOSNIFF_REF}}, where
+
+
+def test_the_pending_reports_quota_is_a_429_with_retry_after() -> None:
+    operation = resolve(pointer("paths", "/analytics/reports", "post"))
+    assert operation["responses"]["429"] == {"$ref": "#/components/responses/TooManyPendingReports"}
+    quota = resolve("#/components/responses/TooManyPendingReports")
+    assert quota["headers"]["Retry-After"] == {"$ref": RETRY_AFTER_REF}
+    assert "too_many_pending_reports" in quota["description"]
 
 
 def _examples() -> list[tuple[str, Any]]:
@@ -159,6 +172,7 @@ REPORT = {
     "url": "http://127.0.0.1:35669/bucket/acme/report.pdf?X-Amz-Signature=abc",
     "expires_at": "2026-11-23T15:37:23Z",
     "error": None,
+    "created_by": "alice@acme.example.com",
 }
 
 

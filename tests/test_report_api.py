@@ -2,6 +2,7 @@ import csv
 import datetime as dt
 import io
 import json
+import threading
 from decimal import Decimal
 
 import pytest
@@ -386,8 +387,10 @@ def test_large_reports_are_deferred_then_finished_by_the_engine(api, stack, cloc
     assert response["statusCode"] == 202
     pending = body_of(response)
     assert (pending["status"], pending["url"], pending["size_bytes"]) == ("pending", None, None)
-    jobs = stack.queued_jobs()
-    assert jobs == [{"customer_id": "acme", "report_id": pending["id"]}]
+    messages = stack.queued_messages()
+    # The tenant is the message group: SQS fair queues share the engine between tenants.
+    assert messages == [("acme", {"customer_id": "acme", "report_id": pending["id"], "slot": 0})]
+    jobs = [job for _, job in messages]
     assert body_of(call(api, GET, path_parameters={"id": pending["id"]}))["status"] == "pending"
 
     clock.tick(30)
@@ -628,3 +631,211 @@ def test_large_files_are_uploaded_in_parts(stack, tmp_path):
     assert stored["ContentLength"] == MULTIPART_THRESHOLD_BYTES + 1024
     assert stored["ContentType"] == "application/json"
     assert stored["ServerSideEncryption"] == "AES256"
+
+
+# Pending deferred reports: a per-tenant cap that holds under concurrency
+
+
+class AtomicWrites:
+    """DynamoDB writes made atomic, as DynamoDB's conditional writes are (moto's are not)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name not in {"put_item", "update_item", "delete_item", "transact_write_items"}:
+            return attribute
+
+        def atomic(**request):
+            with self._lock:
+                return attribute(**request)
+
+        return atomic
+
+
+def deferring_api(stack, clock, dynamodb=None):
+    api = reporter.ReporterApi.from_environment(
+        dynamodb or stack.dynamodb, stack.s3, lambda: stack.sqs, clock=clock
+    )
+    api.sync_budget_seconds = 0.0  # every report is deferred
+    return api
+
+
+def pending_slots(stack, tenant="acme"):
+    items = stack.dynamodb.query(
+        TableName=stack.tables["reports"],
+        KeyConditionExpression="customer_id = :t",
+        ExpressionAttributeValues={":t": {"S": f"{tenant}#pending"}},
+    )["Items"]
+    return sorted(item["report_id"]["S"] for item in items)
+
+
+def statuses_of(stack, tenant="acme"):
+    items = stack.dynamodb.query(
+        TableName=stack.tables["reports"],
+        KeyConditionExpression="customer_id = :t",
+        ExpressionAttributeValues={":t": {"S": tenant}},
+    )["Items"]
+    return sorted(item["status"]["S"] for item in items)
+
+
+def too_many_pending(response):
+    assert response["statusCode"] == 429, response["body"]
+    assert response["headers"]["Retry-After"] == "30"
+    assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert body_of(response) == {
+        "error": "a tenant can have at most 5 large reports in preparation;"
+        " retry when one of them is ready",
+        "code": "too_many_pending_reports",
+    }
+    return True
+
+
+def test_concurrent_deferred_reports_stop_at_the_pending_cap(stack, clock):
+    api = deferring_api(stack, clock, AtomicWrites(stack.dynamodb))
+    responses = []
+    start = threading.Barrier(20)
+
+    def create():
+        start.wait()
+        responses.append(call(api, CREATE, body={"format": "pdf", "period": "365d"}))
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    accepted = [response for response in responses if response["statusCode"] == 202]
+    refused = [response for response in responses if response["statusCode"] != 202]
+    assert len(accepted) == 5
+    assert all(too_many_pending(response) for response in refused)
+    assert len(refused) == 15
+    # Refused reports leave nothing behind; the accepted ones hold the 5 slots.
+    assert statuses_of(stack) == ["pending"] * 5
+    assert pending_slots(stack) == [f"slot-{n}" for n in range(5)]
+    assert sorted(job["slot"] for job in stack.queued_jobs()) == [0, 1, 2, 3, 4]
+
+
+def test_a_full_tenant_does_not_hold_up_another(stack, clock):
+    seed_tenant(stack, "globex")
+    api = deferring_api(stack, clock)
+    for _ in range(5):
+        assert call(api, CREATE, body={"format": "pdf"})["statusCode"] == 202
+    assert too_many_pending(call(api, CREATE, body={"format": "pdf"}))
+
+    assert call(api, CREATE, tenant="globex", body={"format": "pdf"})["statusCode"] == 202
+
+
+def test_a_finished_report_frees_its_slot(stack, clock):
+    api = deferring_api(stack, clock)
+    for _ in range(5):
+        call(api, CREATE, body={"format": "csv"})
+    assert too_many_pending(call(api, CREATE, body={"format": "csv"}))
+
+    assert deliver(engine_for(stack, clock), stack) == {"batchItemFailures": []}
+
+    assert pending_slots(stack) == []
+    assert statuses_of(stack) == ["ready"] * 5
+    assert call(api, CREATE, body={"format": "csv"})["statusCode"] == 202
+
+
+def test_a_failed_report_frees_its_slot(stack, clock, monkeypatch):
+    api = deferring_api(stack, clock)
+    for _ in range(5):
+        call(api, CREATE, body={"format": "csv"})
+
+    def broken(*_args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("handlers.shared.reports.service.render", broken)
+    result = deliver(engine_for(stack, clock), stack)
+
+    assert len(result["batchItemFailures"]) == 5  # redelivered, as before
+    assert statuses_of(stack) == ["failed"] * 5
+    assert pending_slots(stack) == []
+    assert call(api, CREATE, body={"format": "csv"})["statusCode"] == 202
+
+
+def test_a_report_past_the_pending_deadline_no_longer_holds_its_slot(stack, clock):
+    api = deferring_api(stack, clock)
+    for _ in range(5):
+        call(api, CREATE, body={"format": "csv"})
+    clock.tick(PENDING_DEADLINE.total_seconds() - 1)
+    assert too_many_pending(call(api, CREATE, body={"format": "csv"}))
+
+    clock.tick(1)
+
+    assert call(api, CREATE, body={"format": "csv"})["statusCode"] == 202
+
+
+def test_a_slot_is_released_only_by_the_report_that_holds_it(stack, clock):
+    api = deferring_api(stack, clock)
+    first = body_of(call(api, CREATE, body={"format": "csv"}))
+    clock.tick(PENDING_DEADLINE.total_seconds())
+    second = body_of(call(api, CREATE, body={"format": "csv"}))  # takes the expired slot 0
+    slots = api.pending
+
+    assert slots.release("acme", 0, first["id"]) is False
+    assert pending_slots(stack) == ["slot-0"]
+    assert slots.release("acme", 0, second["id"]) is True
+    assert pending_slots(stack) == []
+
+
+def test_a_refused_report_can_be_retried_with_the_same_idempotency_key(stack, clock):
+    api = deferring_api(stack, clock)
+    for _ in range(5):
+        call(api, CREATE, body={"format": "csv"})
+    key = {"Idempotency-Key": "after-429"}
+    assert too_many_pending(call(api, CREATE, body={"format": "csv"}, headers=key))
+    deliver(engine_for(stack, clock), stack)
+
+    retried = call(api, CREATE, body={"format": "csv"}, headers=key)
+
+    assert retried["statusCode"] == 202
+
+
+@pytest.mark.parametrize(("raw", "limit"), [(None, 5), ("1", 1), ("50", 50)])
+def test_the_pending_cap_comes_from_the_environment(stack, monkeypatch, raw, limit):
+    if raw is not None:
+        monkeypatch.setenv("REPORT_MAX_PENDING_PER_TENANT", raw)
+    api = reporter.ReporterApi.from_environment(stack.dynamodb, stack.s3, lambda: stack.sqs)
+    assert api.max_pending == limit
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "five", "2.5"])
+def test_an_invalid_pending_cap_fails_loudly_naming_the_variable(stack, monkeypatch, raw):
+    monkeypatch.setenv("REPORT_MAX_PENDING_PER_TENANT", raw)
+    with pytest.raises(MissingEnvironment) as raised:
+        reporter.ReporterApi.from_environment(stack.dynamodb, stack.s3, lambda: stack.sqs)
+    assert str(raised.value) == (
+        "environment variable REPORT_MAX_PENDING_PER_TENANT must be a positive integer;"
+        f" got {raw!r}"
+    )
+
+
+# Who requested a report
+
+
+def test_reports_record_and_return_who_requested_them(api, stack, clock):
+    created = call(api, CREATE, body={"format": "csv"}, subject="alice@acme.example")
+    report = body_of(created)
+
+    assert report["created_by"] == "alice@acme.example"
+    assert body_of(call(api, GET, path_parameters={"id": report["id"]}))["created_by"] == (
+        "alice@acme.example"
+    )
+    assert body_of(call(api, LIST))["reports"][0]["created_by"] == "alice@acme.example"
+    stored = stack.dynamodb.get_item(
+        TableName=stack.tables["reports"],
+        Key={"customer_id": {"S": "acme"}, "report_id": {"S": report["id"]}},
+    )["Item"]
+    assert stored["created_by"] == {"S": "alice@acme.example"}
+
+    # A token without `sub`: recorded as unknown.
+    clock.tick()
+    anonymous = body_of(call(api, CREATE, body={"format": "csv"}))
+    assert anonymous["created_by"] is None

@@ -8,9 +8,14 @@ import pytest
 import requests
 
 from handlers import report_engine
-from handlers.shared.dynamo import deserialize
+from handlers.shared.dynamo import deserialize, serialize
 from handlers.shared.http import handle
-from handlers.shared.reports.schedules import MAX_SCHEDULES_PER_TENANT
+from handlers.shared.reports.ids import new_id
+from handlers.shared.reports.schedules import (
+    MAX_SCHEDULES_PER_TENANT,
+    parse_schedule,
+    schedule_item,
+)
 from handlers.shared.reports.store import new_record
 from tests.test_report_support import (
     NOW,
@@ -62,7 +67,7 @@ class AtomicWrites:
     DynamoDB lets only one win.
     """
 
-    WRITES = frozenset({"put_item", "update_item", "delete_item"})
+    WRITES = frozenset({"put_item", "update_item", "delete_item", "transact_write_items"})
     _lock = threading.Lock()
 
     def __init__(self, client):
@@ -139,6 +144,20 @@ def test_create_computes_next_run_and_the_schedule_can_be_read_back(engine):
     assert body_of(call(engine, LIST)) == {"schedules": [created]}
 
 
+def test_schedules_and_their_reports_record_who_created_them(engine, stack):
+    response = call(engine, CREATE, body=DAILY, subject="alice@acme.example")
+    assert response["statusCode"] == 201, response["body"]
+    created = body_of(response)
+    anonymous = create_schedule(engine, time_utc="16:00")  # a token without `sub`
+
+    assert created["created_by"] == "alice@acme.example"
+    assert schedule(engine, created["id"])["created_by"] == "alice@acme.example"
+    assert anonymous["created_by"] is None
+    assert make_engine(stack, now=RUN_AT).run_due(RUN_AT)["sent"] == 1
+    (report,) = reports_of(stack, "acme")
+    assert (report["schedule_id"], report["created_by"]) == (created["id"], "alice@acme.example")
+
+
 def test_schedules_are_private_to_their_tenant(engine):
     created = create_schedule(engine)
 
@@ -181,6 +200,65 @@ def test_a_tenant_can_have_at_most_50_schedules(engine):
     assert response["statusCode"] == 409
     assert body_of(response)["code"] == "schedule_limit_reached"
     assert create_schedule(engine, tenant="globex")  # others are not affected
+
+
+def schedule_count(stack, tenant):
+    return stack.dynamodb.query(
+        TableName=stack.tables["report-schedules"],
+        KeyConditionExpression="customer_id = :t",
+        ExpressionAttributeValues={":t": {"S": tenant}},
+        Select="COUNT",
+    )["Count"]
+
+
+def test_concurrent_creates_never_pass_the_schedule_cap(stack):
+    engine = report_engine.ReportEngine.from_environment(
+        AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: NOW
+    )
+    for _ in range(MAX_SCHEDULES_PER_TENANT - 5):
+        create_schedule(engine)
+    statuses = []
+    start = threading.Barrier(20)
+
+    def create():
+        start.wait()
+        statuses.append(call(engine, CREATE, body=DAILY)["statusCode"])
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] * 5 + [409] * 15
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_deleting_a_schedule_frees_its_place_under_the_cap(engine, stack):
+    created = [create_schedule(engine) for _ in range(MAX_SCHEDULES_PER_TENANT)]
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+
+    deleted = call(engine, DELETE, path_parameters={"id": created[0]["id"]})
+    again = call(engine, DELETE, path_parameters={"id": created[0]["id"]})
+
+    assert (deleted["statusCode"], again["statusCode"]) == (204, 404)
+    assert create_schedule(engine)
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_schedules_stored_before_the_counter_existed_are_counted(engine, stack):
+    """A tenant's schedules from before the counter: its first write starts it from a count."""
+    for n in range(MAX_SCHEDULES_PER_TENANT - 1):
+        item = schedule_item(
+            "acme", new_id(NOW + dt.timedelta(seconds=n)), parse_schedule(DAILY), NOW
+        )
+        stack.dynamodb.put_item(TableName=stack.tables["report-schedules"], Item=serialize(item))
+
+    assert create_schedule(engine)
+    assert call(engine, CREATE, body=DAILY)["statusCode"] == 409
+    assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+    assert len(body_of(call(engine, LIST))["schedules"]) == MAX_SCHEDULES_PER_TENANT
 
 
 # Scheduled runs
@@ -370,3 +448,38 @@ def test_handler_dispatches_http_schedule_and_sqs_events(stack, monkeypatch):
     assert created["statusCode"] == 201
     assert scheduled == {"due": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
     assert jobs == {"batchItemFailures": []}
+
+
+class ConflictingOnce:
+    """DynamoDB that cancels the first transaction, as a concurrent one on the counter does."""
+
+    def __init__(self, client):
+        self._client = client
+        self.transactions = 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **request):
+        self.transactions += 1
+        if self.transactions == 1:
+            raise self._client.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return self._client.transact_write_items(**request)
+
+
+def test_a_transaction_cancelled_by_a_concurrent_one_is_tried_again(stack):
+    create_schedule(make_engine(stack))  # the counter exists
+    conflicting = ConflictingOnce(stack.dynamodb)
+    engine = report_engine.ReportEngine.from_environment(
+        conflicting, stack.s3, stack.ses, clock=lambda: NOW
+    )
+
+    assert create_schedule(engine)
+    assert conflicting.transactions == 2
+    assert schedule_count(stack, "acme") == 2

@@ -50,9 +50,18 @@ class MotoStack:
     tables: Mapping[str, str]
     queue_url: str
 
+    def queued_messages(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """(MessageGroupId, body) of up to 10 queued messages (they are then in flight)."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"]
+        )
+        return [
+            (message.get("Attributes", {}).get("MessageGroupId"), json.loads(message["Body"]))
+            for message in messages.get("Messages", [])
+        ]
+
     def queued_jobs(self) -> list[dict[str, Any]]:
-        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-        return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+        return [body for _, body in self.queued_messages()]
 
     def get_object(self, key: str) -> dict[str, Any]:
         return self.s3.get_object(Bucket=BUCKET, Key=key)
@@ -88,7 +97,11 @@ def moto_stack(monkeypatch: Any) -> Iterator[MotoStack]:
             "CORS_ALLOWED_ORIGINS": ORIGIN,
         }.items():
             monkeypatch.setenv(name, value)
-        for optional in ("REPORTS_KMS_KEY_ARN", "REPORT_SYNC_BUDGET_SECONDS"):
+        for optional in (
+            "REPORTS_KMS_KEY_ARN",
+            "REPORT_SYNC_BUDGET_SECONDS",
+            "REPORT_MAX_PENDING_PER_TENANT",
+        ):
             monkeypatch.delenv(optional, raising=False)
         yield MotoStack(dynamodb, s3, sqs, ses, tables, queue_url)
 
@@ -145,8 +158,10 @@ def api_event(
     query: Mapping[str, str] | None = None,
     body: Any = None,
     headers: Mapping[str, str] | None = None,
+    subject: str | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload 2.0 event as the authorizer leaves it."""
+    """An API Gateway HTTP API payload 2.0 event as the authorizer leaves it
+    (with the token's `sub` when `subject` is given)."""
     method, path = route_key.split(" ", 1)
     for name, value in (path_parameters or {}).items():
         path = path.replace("{" + name + "}", value)
@@ -162,7 +177,9 @@ def api_event(
         "requestContext": {
             "requestId": "req-1",
             "http": {"method": method, "path": path},
-            "authorizer": {"lambda": {"customer_id": tenant}},
+            "authorizer": {
+                "lambda": {"customer_id": tenant, **({"sub": subject} if subject else {})}
+            },
         },
     }
 

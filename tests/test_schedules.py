@@ -202,7 +202,9 @@ def test_next_run_is_the_first_matching_slot_after_the_moment(schedule, after):
 def test_items_round_trip_and_show_in_the_api_shape():
     now = dt.datetime(2026, 11, 23, 14, 5, 9, tzinfo=UTC)
     weekly = spec("weekly", day_of_week="friday")
-    item = schedule_item("acme", "01M84BK4G8XM54MK7HVAZ1VPP3", weekly, now)
+    item = schedule_item(
+        "acme", "01M84BK4G8XM54MK7HVAZ1VPP3", weekly, now, created_by="alice@acme.example"
+    )
 
     assert item["due_shard"] == "due"
     assert item["next_run"] == "2026-11-27T06:30:00Z"
@@ -223,4 +225,5 @@ def test_items_round_trip_and_show_in_the_api_shape():
         "last_error": None,
         "last_run_at": None,
         "last_report_id": None,
+        "created_by": "alice@acme.example",
     }

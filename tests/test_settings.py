@@ -108,6 +108,16 @@ def test_numbers_written_as_floats_are_accepted():
             "reportUrlExpirySeconds must be a whole number from 60 to 3600; got 7200",
         ),
         (
+            "jwtMaxTokenLifetimeHours",
+            "48",
+            "jwtMaxTokenLifetimeHours must be a whole number from 1 to 24; got 48",
+        ),
+        (
+            "reportMaxPendingPerTenant",
+            "0",
+            "reportMaxPendingPerTenant must be a whole number from 1 to 100; got 0",
+        ),
+        (
             "apiThrottleRateLimit",
             "0",
             "apiThrottleRateLimit must be a number from 1 to 10000; got 0.0",
@@ -242,9 +252,16 @@ def test_the_aggregator_scales_as_each_stack_says():
 
 def test_defaults_apply_to_optional_keys():
     settings = settings_with(
-        logRetentionDays=None, usageMetricNames=None, phase2WindowDays=None, cacheTtlSeconds=None
+        logRetentionDays=None,
+        usageMetricNames=None,
+        phase2WindowDays=None,
+        cacheTtlSeconds=None,
+        reportMaxPendingPerTenant=None,
+        jwtMaxTokenLifetimeHours=None,
     )
+    assert settings.jwt.max_token_lifetime_hours == 12
     assert settings.log_retention_days == 30
+    assert settings.report_max_pending_per_tenant == 5
     assert settings.phase2.window_days == 7
     assert settings.cache_ttl_seconds == 300
     assert settings.usage_source.metric_names == {

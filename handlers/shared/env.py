@@ -20,7 +20,8 @@ SCHEDULES_TABLE = "SCHEDULES_TABLE"
 CACHE_TABLE = "CACHE_TABLE"
 REPORTS_BUCKET = "REPORTS_BUCKET"
 REPORTS_KMS_KEY_ARN = "REPORTS_KMS_KEY_ARN"  # unset: the bucket's default encryption (SSE-S3)
-CUSTOMERS_TABLE = "CUSTOMERS_TABLE"  # Phase 2 customers, read by the aggregator
+# Phase 2 customers: the aggregator's tenants; the authorizer denies those not active.
+CUSTOMERS_TABLE = "CUSTOMERS_TABLE"
 
 # Authorizer
 JWT_ISSUER = "JWT_ISSUER"
@@ -28,6 +29,8 @@ JWT_AUDIENCE = "JWT_AUDIENCE"
 JWT_TENANT_CLAIM = "JWT_TENANT_CLAIM"
 JWT_SECRET_ID = "JWT_SECRET_ID"  # noqa: S105 - the variable's name; holds a secret id, not a secret
 JWT_JWKS_URL = "JWT_JWKS_URL"  # RS256/ES256 keys
+# Optional: the longest a token may live, exp - iat, in seconds (default 12 hours).
+JWT_MAX_LIFETIME_SECONDS = "JWT_MAX_LIFETIME_SECONDS"
 
 # API behaviour
 CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"  # comma-separated
@@ -40,6 +43,8 @@ REPORT_JOBS_QUEUE_URL = "REPORT_JOBS_QUEUE_URL"  # deferred (202) reports for th
 # (0 to 20, default 20); anything longer is deferred to the report engine.
 REPORT_SYNC_BUDGET_SECONDS = "REPORT_SYNC_BUDGET_SECONDS"
 REPORT_SENDER = "REPORT_SENDER"
+# Optional: deferred reports a tenant may have pending at once (default 5).
+REPORT_MAX_PENDING_PER_TENANT = "REPORT_MAX_PENDING_PER_TENANT"
 
 # Aggregator
 USAGE_NAMESPACE = "USAGE_NAMESPACE"

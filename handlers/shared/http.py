@@ -33,11 +33,14 @@ NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 class ApiError(Exception):
     """A client-facing error: status, machine code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429
 
 
 def bad_request(parameter: str, allowed: str, got: object = None) -> ApiError:
@@ -94,6 +97,11 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    @property
+    def created_by(self) -> str | None:
+        """Who made the request, as stored in `created_by`: the token's `sub` (None without)."""
+        return self.subject or None
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -189,7 +197,9 @@ def json_response(
 
 
 def error_response(error: ApiError, origin: str | None = None) -> dict[str, Any]:
-    return json_response(error.status, {"error": error.message, "code": error.code}, origin)
+    return json_response(
+        error.status, {"error": error.message, "code": error.code}, origin, error.headers
+    )
 
 
 def no_content(origin: str | None = None) -> dict[str, Any]:

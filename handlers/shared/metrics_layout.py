@@ -45,12 +45,16 @@ COMPLIANCE_REFRESH_SK = "compliance-refresh"
 # metric of that day, so BETWEEN bounds include whole days.
 _AFTER_ALL = "~"
 
-_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def is_valid_tenant_id(value: object) -> bool:
-    """Tenant ids: 1-64 characters, letters, digits, `_ . -`, starting alphanumeric."""
-    return isinstance(value, str) and bool(_TENANT_ID.match(value))
+    """Tenant ids: 1-64 characters, letters, digits, `_ . -`, starting alphanumeric.
+
+    Matched whole: with `match` and `$`, "acme\n" would pass (`$` also matches
+    before a final newline) and become a tenant of its own.
+    """
+    return isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
 
 
 def hour_label(moment: dt.datetime) -> str:

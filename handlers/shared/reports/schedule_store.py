@@ -7,11 +7,25 @@ no unexpired claim holds it; only the claimant sends the report, and it
 releases the claim (advancing `next_run`, or recording the failure) only if
 the claim is still its own. A run that dies mid-way leaves a claim that
 expires after `LEASE`, and the schedule is retried.
+
+The per-tenant cap on schedules holds under concurrency: each tenant has a
+counter item (partition `<tenant>#quota`, which no tenant id can be, since
+tenant ids never contain `#`; it carries no `due_shard`, so the due index
+never sees it), and creating or deleting a schedule is one DynamoDB
+transaction with the counter's conditional update, so either both happen or
+neither ("The actions are completed atomically so that either all of them
+succeed, or all of them fail", TransactWriteItems in the DynamoDB API
+Reference). A tenant's first create or delete after this was deployed starts
+the counter from a count of its schedules; until the counter exists no
+create or delete can succeed, so that count is exact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import random
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -24,6 +38,9 @@ from handlers.shared.tables import DUE_SCHEDULES_INDEX
 # Longer than the report engine's 5-minute timeout, so a live claim never expires.
 LEASE = dt.timedelta(minutes=10)
 MAX_ERROR_LENGTH = 500
+QUOTA_PARTITION_SUFFIX = "#quota"
+SCHEDULE_COUNTER = "schedules"
+MAX_TRANSACTION_ATTEMPTS = 8
 
 
 class ScheduleStore:
@@ -51,12 +68,85 @@ class ScheduleStore:
                 return total
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def create(self, item: Mapping[str, Any]) -> None:
-        self.client.put_item(
-            TableName=self.table_name,
-            Item=serialize(item),
-            ConditionExpression="attribute_not_exists(schedule_id)",
+    def _counter_key(self, tenant: str) -> dict[str, Any]:
+        return self._key(tenant + QUOTA_PARTITION_SUFFIX, SCHEDULE_COUNTER)
+
+    def _counter_update(
+        self, tenant: str, change: int, condition: str, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._counter_key(tenant),
+                "UpdateExpression": "SET schedule_count = schedule_count + :change",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": serialize({":change": change, **values}),
+            }
+        }
+
+    def _counter_exists(self, tenant: str) -> bool:
+        return "Item" in self.client.get_item(
+            TableName=self.table_name, Key=self._counter_key(tenant), ConsistentRead=True
         )
+
+    def _start_counter(self, tenant: str) -> None:
+        """Creates the tenant's counter from a count of its schedules, unless it exists."""
+        # ConditionalCheckFailed: a concurrent request started it.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **self._counter_key(tenant),
+                    **serialize({"schedule_count": self.count(tenant)}),
+                },
+                ConditionExpression="attribute_not_exists(schedule_id)",
+            )
+
+    def _counted_write(self, tenant: str, write: dict[str, Any], counter: dict[str, Any]) -> str:
+        """Runs `write` and the counter's update as one transaction.
+
+        Returns "" when both happened, "write" or "counter" for the one whose
+        condition failed. A missing counter is started and the transaction
+        tried again; so is one cancelled by a concurrent transaction on the
+        same counter (reason TransactionConflict), after a short random pause.
+        """
+        for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=[write, counter])
+                return ""
+            except self.client.exceptions.TransactionCanceledException as cancelled:
+                write_reason, counter_reason = (
+                    reason.get("Code", "None")
+                    for reason in cancelled.response.get("CancellationReasons", [{}, {}])
+                )
+            if write_reason == "ConditionalCheckFailed":
+                return "write"
+            if counter_reason == "ConditionalCheckFailed":
+                if self._counter_exists(tenant):
+                    return "counter"
+                self._start_counter(tenant)
+            elif "TransactionConflict" not in (write_reason, counter_reason):
+                raise RuntimeError(
+                    f"schedule transaction cancelled: {write_reason}, {counter_reason}"
+                )
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # jitter, not a secret
+        raise RuntimeError("schedule transaction kept conflicting with concurrent ones")
+
+    def create(self, item: Mapping[str, Any], limit: int) -> bool:
+        """Stores a new schedule; False when the tenant already has `limit` schedules."""
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": serialize(item),
+                "ConditionExpression": "attribute_not_exists(schedule_id)",
+            }
+        }
+        tenant = item["customer_id"]
+        below_limit = self._counter_update(tenant, 1, "schedule_count < :limit", {":limit": limit})
+        failed = self._counted_write(tenant, put, below_limit)
+        if failed == "write":
+            raise RuntimeError("a new schedule id was already taken")
+        return failed == ""
 
     def list(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's schedules, newest first."""
@@ -83,15 +173,15 @@ class ScheduleStore:
         """False when the tenant has no such schedule."""
         if not is_valid_id(schedule_id):
             return False
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=self._key(tenant, schedule_id),
-                ConditionExpression="attribute_exists(schedule_id)",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        delete = {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": self._key(tenant, schedule_id),
+                "ConditionExpression": "attribute_exists(schedule_id)",
+            }
+        }
+        counted = self._counter_update(tenant, -1, "attribute_exists(schedule_count)", {})
+        return self._counted_write(tenant, delete, counted) == ""
 
     # The engine's side
 

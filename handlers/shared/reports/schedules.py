@@ -174,8 +174,14 @@ def next_run(spec: ScheduleSpec, after: dt.datetime) -> dt.datetime:
 
 
 def schedule_item(
-    tenant: str, schedule_id: str, spec: ScheduleSpec, now: dt.datetime
+    tenant: str,
+    schedule_id: str,
+    spec: ScheduleSpec,
+    now: dt.datetime,
+    *,
+    created_by: str | None = None,
 ) -> dict[str, Any]:
+    """A new schedule; `created_by` is the `sub` of the token that created it."""
     item: dict[str, Any] = {
         "customer_id": tenant,
         "schedule_id": schedule_id,
@@ -190,6 +196,8 @@ def schedule_item(
         "due_shard": DUE_SHARD,
         "last_status": "scheduled",
     }
+    if created_by is not None:
+        item["created_by"] = created_by
     if spec.day_of_week is not None:
         item["day_of_week"] = spec.day_of_week
     if spec.day_of_month is not None:
@@ -229,4 +237,5 @@ def schedule_view(item: Mapping[str, Any]) -> dict[str, Any]:
         "last_error": item.get("last_error"),
         "last_run_at": item.get("last_run_at"),
         "last_report_id": item.get("last_report_id"),
+        "created_by": item.get("created_by"),
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ class ReportRecord:
     error: str | None = None
     schedule_id: str | None = None  # set for scheduled reports
     ttl: int | None = None  # epoch seconds; see expiry_time
+    created_by: str | None = None  # the `sub` of the token that requested it
 
     @property
     def content_type(self) -> str:
@@ -83,6 +85,7 @@ class ReportRecord:
             "error": self.error,
             "schedule_id": self.schedule_id,
             "ttl": self.ttl,
+            "created_by": self.created_by,
         }
         return {key: value for key, value in item.items() if value is not None}
 
@@ -107,6 +110,7 @@ class ReportRecord:
             error=item.get("error"),
             schedule_id=item.get("schedule_id"),
             ttl=optional_int("ttl"),
+            created_by=item.get("created_by"),
         )
 
     def is_expired(self, now: dt.datetime) -> bool:
@@ -133,6 +137,7 @@ class ReportRecord:
             "url": url,
             "expires_at": expires_at,
             "error": self.error,
+            "created_by": self.created_by,
         }
 
 
@@ -146,6 +151,7 @@ def new_record(
     schedule_id: str | None = None,
     *,
     retention_days: int,
+    created_by: str | None = None,
 ) -> ReportRecord:
     """A pending report: its object key, the filename a download is saved as, its TTL."""
     return ReportRecord(
@@ -160,6 +166,7 @@ def new_record(
         filename=f"securebase-{tenant}-{report_type}-{period}-{now.date().isoformat()}.{fmt}",
         schedule_id=schedule_id,
         ttl=int(expiry_time(now, retention_days).timestamp()),
+        created_by=created_by,
     )
 
 
@@ -235,6 +242,19 @@ class ReportsTable:
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def delete_pending(self, record: ReportRecord) -> None:
+        """Removes a report that never left `pending` (one refused before it was queued)."""
+        # ConditionalCheckFailed: a concurrent retry with the same Idempotency-Key
+        # finished it meanwhile; it stays.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=serialize({"customer_id": record.customer_id, "report_id": record.report_id}),
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=serialize({":pending": PENDING}),
+            )
 
     def get(self, tenant: str, report_id: str) -> ReportRecord | None:
         """The tenant's report; None for unknown ids and other tenants' reports alike."""
