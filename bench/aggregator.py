@@ -192,6 +192,8 @@ def finding(index: int) -> dict[str, Any]:
     return {
         "Id": f"{account_id(index)}/S3.1/finding",
         "AwsAccountId": account_id(index),
+        "ProductArn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
+        "CompanyName": "AWS",
         "GeneratorId": "security-control/S3.1",
         "Severity": {"Label": "MEDIUM" if failed else "INFORMATIONAL"},
         "Title": "S3 Block Public Access should be enabled",
