@@ -1,9 +1,12 @@
 """Aggregator runs at 1,000, 10,000 and 100,000 tenants: requests against the minimum, modeled time.
 
-At each size, two consecutive hourly runs of the real `handlers.aggregator.run`
+At each size, six consecutive hourly runs of the real `handlers.aggregator.run`
 (and, for a sharded run, of `handlers.aggregator_shard.process` for each shard
 message it sends): at 01:05 UTC, the first run of the stack, costs and
-compliance are due; at 02:05 they are not. The sharding settings are
+compliance are due; from 02:05 to 06:05 costs are not. A one-invocation run
+reads compliance whole in the first run; a sharded run staggers it (see
+handlers.aggregator), one slot of accounts per run, so the six runs are one
+whole refresh interval. The sharding settings are
 production's (`Pulumi.production.yaml`). AWS is modeled (bench.aws_model):
 clients that count every request and charge a cited per-request latency to
 the invocation that made it, and DynamoDB bookkeeping (run records, markers)
@@ -13,7 +16,9 @@ The minimum a run could make with these APIs:
     GetMetricData    ceil(4 x tenants / 500) per UTC day of the processed hours
     BatchWriteItem   ceil(distinct items written / 25)
     GetCostAndUsage  the pages Cost Explorer has, when costs are due (else 0)
-    GetFindings      ceil(findings / 100), at least 1, when compliance is due (else 0)
+    GetFindings      ceil(findings read / 100), at least 1, per read of findings the run
+                     makes (one a run: everything, or the slot due); over the six runs,
+                     the total against ceil(all findings / 100) is reported too
 The customers Scan, the bookkeeping Query, and a sharded run's SendMessageBatch,
 PutItem and UpdateItem requests are overhead on top of it.
 
@@ -74,13 +79,14 @@ from handlers.shared.usage_metrics import BY_KEY, GIB, USAGE_METRICS
 from ops.checks.expectations import load_stack_settings
 
 SUSPENDED_PER_THOUSAND = 50
+HOUR = dt.timedelta(hours=1)
 METRICS_TABLE = "securebase-bench-metrics"
 CUSTOMERS_TABLE = "securebase-bench-customers"
 SHARD_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/securebase-bench-shards"
 # A run's GetMetricData window is its UTC day up to the last complete hour:
 # just after midnight keeps the modeled CloudWatch answers small.
 FIRST_RUN = dt.datetime(2026, 11, 23, 1, 5, tzinfo=dt.UTC)
-SECOND_RUN = FIRST_RUN + dt.timedelta(hours=1)
+HOURLY_RUNS = 6  # the compliance refresh interval (production's costRefreshHours)
 SERVICES = ("AWS Lambda", "Amazon DynamoDB", "Amazon Simple Storage Service")
 REGIONS = ("us-east-1", "eu-west-1")
 # Cost Explorer does not document its page size: each series answers in two
@@ -96,7 +102,7 @@ MINIMUM_FORMULA = (
     "ceil(4 x tenants / 500) GetMetricData per UTC day processed"
     " + ceil(distinct items written / 25) BatchWriteItem"
     " + Cost Explorer pages when costs are due"
-    " + ceil(findings / 100) GetFindings when compliance is due"
+    " + ceil(findings read / 100) GetFindings per read of findings"
 )
 _COST_METRICS = [{costs.COST_METRIC: {"Amount": f"{1 + n}.25", "Unit": "USD"}} for n in range(7)]
 
@@ -106,7 +112,9 @@ def tenant_id(index: int) -> str:
 
 
 def account_id(index: int) -> str:
-    return f"{100_000_000_000 + index}"
+    """Spread over the 12-digit space, as AWS account ids are (a bijection: 7,919,000,003 is
+    prime to 10^12)."""
+    return f"{(index * 7_919_000_003 + 123_456_789_011) % 10**12:012d}"
 
 
 def size_key(tenants: int) -> str:
@@ -192,6 +200,8 @@ def finding(index: int) -> dict[str, Any]:
     return {
         "Id": f"{account_id(index)}/S3.1/finding",
         "AwsAccountId": account_id(index),
+        "ProductArn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
+        "CompanyName": "AWS",
         "GeneratorId": "security-control/S3.1",
         "Severity": {"Label": "MEDIUM" if failed else "INFORMATIONAL"},
         "Title": "S3 Block Public Access should be enabled",
@@ -228,6 +238,7 @@ class ModeledAws:
         self.traffic = Traffic()
         self.written: set[int] = set()
         self.queue: list[tuple[float, str]] = []
+        self.findings_reads: list[int] = []  # findings each read (first page on) matched
 
     def clients(self, timeline: Timeline) -> Clients:
         return Clients(
@@ -332,16 +343,45 @@ class ModeledCostExplorer(_Modeled):
 
 
 class ModeledSecurityHub(_Modeled):
+    """Findings filtered by AwsAccountId (EQUALS or PREFIX values, OR'ed) and CompanyName."""
+
     service = "securityhub"
+
+    def __init__(self, aws: ModeledAws, timeline: Timeline):
+        super().__init__(aws, timeline)
+        self._matching: dict[tuple[Any, ...], list[int]] = {}
 
     def get_findings(self, **request: Any) -> dict[str, Any]:
         self._request("GetFindings")
+        filters = request["Filters"]
+        key = tuple((v["Comparison"], v["Value"]) for v in filters.get("AwsAccountId", [])) + tuple(
+            v["Value"] for v in filters["CompanyName"]
+        )
+        if key not in self._matching:
+            self._matching[key] = self._match(filters)
+        matching = self._matching[key]
         first = int(request.get("NextToken", "0"))
-        end = min(first + request["MaxResults"], self.aws.scenario.findings)
-        page: dict[str, Any] = {"Findings": [finding(index) for index in range(first, end)]}
-        if end < self.aws.scenario.findings:
+        if first == 0:
+            self.aws.findings_reads.append(len(matching))
+        end = min(first + request["MaxResults"], len(matching))
+        page: dict[str, Any] = {"Findings": [finding(index) for index in matching[first:end]]}
+        if end < len(matching):
             page["NextToken"] = str(end)
         return page
+
+    def _match(self, filters: Mapping[str, Any]) -> list[int]:
+        if [v["Value"] for v in filters["CompanyName"]] != ["AWS"]:
+            return []
+        accounts = filters.get("AwsAccountId")
+        if not accounts:
+            return list(range(self.aws.scenario.findings))
+        equals = {v["Value"] for v in accounts if v["Comparison"] == "EQUALS"}
+        prefixes = tuple(v["Value"] for v in accounts if v["Comparison"] == "PREFIX")
+        return [
+            index
+            for index in range(self.aws.scenario.findings)
+            if account_id(index) in equals or account_id(index).startswith(prefixes or ("-",))
+        ]
 
 
 class ModeledSqs(_Modeled):
@@ -422,7 +462,9 @@ def _modeled_run(
         days_processed=(last - first).days + 1,
         items_written=len(aws.written),
         cost_pages=aws.scenario.cost_pages if costs_due else 0,
-        findings_pages=aws.scenario.findings_pages if costs_due else 0,
+        findings_pages=sum(
+            max(1, math.ceil(read / compliance.PAGE_SIZE)) for read in aws.findings_reads
+        ),
     )
     made = dict(sorted(aws.traffic.requests.items()))
     usage_timeout = AGGREGATOR_SHARD.timeout_seconds if durations else AGGREGATOR.timeout_seconds
@@ -430,6 +472,8 @@ def _modeled_run(
     return {
         "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "costs_due": costs_due,
+        "compliance_slots": summary.get("compliance_slots", []),
+        "findings_read": sum(aws.findings_reads),
         "status": status,
         "tenants": summary["tenants"],
         "shards": len(durations),
@@ -467,28 +511,52 @@ def measure_size(tenants: int, scaling: AggregatorSettings, progress: Progress) 
         bookkeeping = boto3.client("dynamodb", region_name=REGION)
         bookkeeping.create_table(**create_table_request(METRICS, METRICS_TABLE))
         aws = ModeledAws(scenario, bookkeeping)
-        due = _modeled_run(aws, FIRST_RUN, True, scaling)
-        not_due = _modeled_run(aws, SECOND_RUN, False, scaling)
-    for run in (due, not_due):
+        runs = [
+            _modeled_run(aws, FIRST_RUN + number * HOUR, number == 0, scaling)
+            for number in range(HOURLY_RUNS)
+        ]
+    due, not_due = runs[0], runs[1]
+    for run in runs:
         modeled = run["modeled_seconds"]
         progress(
-            f"  {tenants:,} tenants, costs {'due' if run['costs_due'] else 'not due'}: "
+            f"  {tenants:,} tenants, {run['now'][11:16]}, costs "
+            f"{'due' if run['costs_due'] else 'not due'}, compliance slots "
+            f"{run['compliance_slots'] or '-'}: "
             f"{run['requests_total']:,} requests (minimum {run['minimum_total']:,}), "
             f"{run['shards']} shards, modeled {modeled['wall']:.0f} s"
         )
+    findings_requests = [run["requests"].get(GET_FINDINGS, 0) for run in runs]
     return {
         "tenants": tenants,
         "suspended_tenants": scenario.suspended,
-        "shards": max(due["shards"], not_due["shards"]),
-        "calls_vs_minimum": max(due["ratio"], not_due["ratio"]),
-        "modeled_wall_seconds": max(
-            due["modeled_seconds"]["wall"], not_due["modeled_seconds"]["wall"]
+        "shards": max(run["shards"] for run in runs),
+        "calls_vs_minimum": max(run["ratio"] for run in runs),
+        "modeled_wall_seconds": max(run["modeled_seconds"]["wall"] for run in runs),
+        "modeled_wall_seconds_costs_not_due": max(
+            run["modeled_seconds"]["wall"] for run in runs[1:]
         ),
-        "modeled_wall_seconds_costs_not_due": not_due["modeled_seconds"]["wall"],
-        "largest_timeout_share": max(
-            due["largest_timeout_share"], not_due["largest_timeout_share"]
+        "largest_timeout_share": max(run["largest_timeout_share"] for run in runs),
+        "ce_calls_when_not_due": max(
+            run["requests"].get(GET_COST_AND_USAGE, 0) for run in runs[1:]
         ),
-        "ce_calls_when_not_due": not_due["requests"].get(GET_COST_AND_USAGE, 0),
+        # One compliance refresh interval: every account's findings read once.
+        "get_findings_per_interval": {
+            "requests": sum(findings_requests),
+            "one_whole_read": scenario.findings_pages,
+            "per_run": findings_requests,
+            "findings_read": sum(run["findings_read"] for run in runs),
+            "findings": scenario.findings,
+        },
+        "hourly_runs": [
+            {
+                "now": run["now"],
+                "compliance_slots": run["compliance_slots"],
+                "get_findings": run["requests"].get(GET_FINDINGS, 0),
+                "ratio": run["ratio"],
+                "modeled_wall_seconds": run["modeled_seconds"]["wall"],
+            }
+            for run in runs
+        ],
         "runs": {"costs_due": due, "costs_not_due": not_due},
     }
 

@@ -144,6 +144,7 @@ FUNCTION_FILES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "handlers/shared/aggregation/__init__.py",
             "handlers/shared/aggregation/cloudwatch_queries.py",
             "handlers/shared/aggregation/compliance.py",
+            "handlers/shared/aggregation/compliance_slots.py",
             "handlers/shared/aggregation/costs.py",
             "handlers/shared/aggregation/hours.py",
             "handlers/shared/aggregation/rollups.py",

@@ -20,13 +20,22 @@ Requests per run stay at the minimum the APIs allow plus a small constant:
     GetMetricData                   ceil(4 x tenants / 500) per UTC day touched, + NextToken pages
     BatchWriteItem                  ceil(items / 25), + retries of unprocessed items
     GetCostAndUsage                 only when costs are due: the pages of 2 series
-    GetFindings                     only when compliance is due: its pages
+    GetFindings                     only when compliance is due: its pages (sharded
+                                    runs: the pages of the slot due, see below)
     bookkeeping                     1 BatchWriteItem (one invocation), or
     sharded runs                    1 PutItem, ceil(shards / 10) SendMessageBatch,
                                     1 UpdateItem per shard and for the coordinator,
                                     up to 4 UpdateItem to complete the run
 Shards cut the roster in whole GetMetricData batches (125 tenants) and write
 at most one partial BatchWriteItem each, so sharding adds almost nothing.
+
+A sharded run also staggers the compliance refresh
+(handlers.shared.aggregation.compliance_slots): each hour it reads the
+findings of the one slot of accounts that is due, so every account is still
+read once per refresh interval and no single run reads them all. The plan
+of slots is made once, from the roster, and kept in the bookkeeping
+(`compliance-plan`, one PutItem when made); each slot's last read is a
+bookkeeping marker (`compliance-refresh#<slot>`).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from typing import Any, Protocol
 
 from handlers.shared import metrics_layout as layout
 from handlers.shared import telemetry
-from handlers.shared.aggregation import compliance, costs, shards, tenants
+from handlers.shared.aggregation import compliance, compliance_slots, costs, shards, tenants
 from handlers.shared.aggregation.hours import backfill_hours, catch_up_hours, refresh_due
 from handlers.shared.aggregator.ledger import (
     FAILED,
@@ -66,7 +75,13 @@ from handlers.shared.aggregator.runtime import (
 )
 from handlers.shared.aggregator.runtime import coordinator_clients as default_clients
 from handlers.shared.aggregator.usage import UsageAggregation, metrics_writer
-from handlers.shared.dynamo import ExecutorFactory, batch_write, deserialize, query_all
+from handlers.shared.dynamo import (
+    ExecutorFactory,
+    batch_write,
+    deserialize,
+    query_all,
+    serialize,
+)
 
 __all__ = ["AggregationFailed", "Clients", "QueueDispatcher", "Settings", "Sharding", "run"]
 
@@ -141,6 +156,8 @@ class _Run:
         self.clients = clients
         self.now = now
         self.failures = TenantFailures()
+        # The compliance slots this run read (a staggered refresh), for the bookkeeping.
+        self.compliance_slots: tuple[int, ...] = ()
         self.writer = metrics_writer(
             clients.dynamodb, settings.usage, self.failures, executor_factory
         )
@@ -169,16 +186,29 @@ class _Run:
             )
         return roster
 
-    def read_state(self) -> dict[str, dt.datetime]:
-        """The bookkeeping items (one Query): sk -> the time they record."""
-        items = query_all(
-            self.clients.dynamodb,
-            TableName=self.settings.metrics_table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": layout.AGGREGATOR_PARTITION}},
-            ConsistentRead=True,
+    def read_state(self) -> tuple[dict[str, dt.datetime], compliance_slots.CompliancePlan | None]:
+        """The bookkeeping items (one Query): sk -> the time they record, and the compliance plan."""
+        items = list(
+            query_all(
+                self.clients.dynamodb,
+                TableName=self.settings.metrics_table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": layout.AGGREGATOR_PARTITION}},
+                ConsistentRead=True,
+            )
         )
-        return {item["sk"]: dt.datetime.fromisoformat(item["at"]) for item in items if "at" in item}
+        moments = {
+            item["sk"]: dt.datetime.fromisoformat(item["at"]) for item in items if "at" in item
+        }
+        plan = next(
+            (
+                compliance_slots.CompliancePlan.from_item(item)
+                for item in items
+                if item["sk"] == layout.COMPLIANCE_PLAN_SK
+            ),
+            None,
+        )
+        return moments, plan
 
     # -- costs and compliance --------------------------------------------------
 
@@ -207,12 +237,14 @@ class _Run:
                 self.writer.put(layout.cost_item(tenant, cost))
         return True
 
-    def refresh_compliance(self, tenant_by_account: Mapping[str, str]) -> bool:
+    def refresh_compliance(
+        self, tenant_by_account: Mapping[str, str], account_prefixes: Sequence[str] = ()
+    ) -> bool:
         findings = (
             finding
             for page in pages(
                 self.clients.securityhub.get_findings,
-                compliance.findings_request(tenant_by_account),
+                compliance.findings_request(tenant_by_account, account_prefixes),
                 "NextToken",
             )
             for finding in page.get("Findings", [])
@@ -254,10 +286,16 @@ class _Run:
         self,
         backfill: tuple[dt.datetime, dt.datetime] | None,
         state: Mapping[str, dt.datetime],
+        plan: compliance_slots.CompliancePlan | None,
         tenant_by_account: Mapping[str, str],
+        staggered: bool,
     ) -> str:
         # Findings pages grow with the organisation, not with the hour, so
         # compliance refreshes on the cost cadence rather than every hour.
+        if backfill is None and staggered and tenant_by_account:
+            plan = self.compliance_plan(plan, tenant_by_account)
+            if plan is not None:
+                return self.compliance_slots_due(plan, state, tenant_by_account)
         if backfill is None and not refresh_due(
             state.get(layout.COMPLIANCE_REFRESH_SK), self.now, self.settings.cost_refresh_hours
         ):
@@ -265,6 +303,55 @@ class _Run:
         if not tenant_by_account:
             return SKIPPED
         return FETCHED if self.refresh_compliance(tenant_by_account) else FAILED
+
+    def compliance_plan(
+        self,
+        plan: compliance_slots.CompliancePlan | None,
+        tenant_by_account: Mapping[str, str],
+    ) -> compliance_slots.CompliancePlan | None:
+        """The kept plan, or a new one (saved at once) when there is none for this cadence."""
+        every = self.settings.cost_refresh_hours
+        if plan is not None and len(plan.slots) == every:
+            return plan
+        plan = compliance_slots.plan(tenant_by_account, every, self.now)
+        if plan is None:
+            logger.warning(
+                "accounts too alike for %s slots of %s prefixes: compliance is read whole",
+                every,
+                compliance_slots.MAX_FILTER_VALUES,
+            )
+            return None
+        self.clients.dynamodb.put_item(
+            TableName=self.settings.metrics_table,
+            Item=serialize(
+                {"pk": layout.AGGREGATOR_PARTITION, "sk": layout.COMPLIANCE_PLAN_SK}
+                | plan.to_item()
+            ),
+        )
+        logger.info("compliance refresh planned", extra={"slots": plan.to_item()["slots"]})
+        return plan
+
+    def compliance_slots_due(
+        self,
+        plan: compliance_slots.CompliancePlan,
+        state: Mapping[str, dt.datetime],
+        tenant_by_account: Mapping[str, str],
+    ) -> str:
+        """Reads the slots due: one, unless runs were missed or failed (20 prefixes a read)."""
+        last_read = {
+            number: state[layout.compliance_slot_sk(number)]
+            for number in range(len(plan.slots))
+            if layout.compliance_slot_sk(number) in state
+        }
+        due = plan.due_slots(last_read, self.now)
+        if not due:
+            return NOT_DUE
+        prefixes = sorted(prefix for number in due for prefix in plan.slots[number])
+        for chunk in compliance_slots.chunks(prefixes):
+            if not self.refresh_compliance(tenant_by_account, chunk):
+                return FAILED
+        self.compliance_slots = due
+        return FETCHED
 
     # -- the run -----------------------------------------------------------------
 
@@ -274,7 +361,7 @@ class _Run:
         dispatcher: Dispatcher | None,
     ) -> dict[str, Any]:
         roster = self.read_roster()
-        state = self.read_state()
+        state, plan = self.read_state()
         if backfill is None:
             hours, skipped = catch_up_hours(
                 self.now, state.get(layout.LAST_HOUR_SK), self.settings.catch_up_limit_hours
@@ -305,7 +392,9 @@ class _Run:
                 ).run(roster.ids, hours)
             tenant_by_account = roster.tenant_by_account()
             cost_status = self.costs_if_due(backfill, hours, state, tenant_by_account)
-            compliance_status = self.compliance_if_due(backfill, state, tenant_by_account)
+            compliance_status = self.compliance_if_due(
+                backfill, state, plan, tenant_by_account, staggered=sharded
+            )
         finally:
             self.writer.close()
 
@@ -327,6 +416,8 @@ class _Run:
             "costs": cost_status,
             "compliance": compliance_status,
         }
+        if self.compliance_slots:
+            summary["compliance_slots"] = list(self.compliance_slots)
         if sharded:
             return self.complete_sharded(summary, tasks, failed, cost_status, compliance_status)
         if summary["status"] == RUN_FAILED:
@@ -380,6 +471,7 @@ class _Run:
                 items_written=self.writer.items_written,
                 costs=cost_status,
                 compliance=compliance_status,
+                compliance_slots=self.compliance_slots,
             ),
             finished_at=self.now,
         )

@@ -243,6 +243,8 @@ def findings(tenant: Tenant, region: str, now: dt.datetime) -> list[dict[str, An
                     "SchemaVersion": "2018-10-08",
                     "Id": f"arn:aws:securityhub:{region}:{tenant.aws_account_id}:security-control/{control_id}/finding/{tenant.customer_id}-{index}",
                     "ProductArn": product_arn,
+                    # Security Hub sets it for its own findings; the emulator does not.
+                    "CompanyName": "AWS",
                     "GeneratorId": f"security-control/{control_id}",
                     "AwsAccountId": tenant.aws_account_id,
                     "Types": [

@@ -114,7 +114,13 @@ def table(clients: aggregator.Clients) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def partition(clients: aggregator.Clients, pk: str) -> dict[str, dict[str, Any]]:
-    return {sk: item for (key, sk), item in table(clients).items() if key == pk}
+    """One partition's items by sort key: a Query, not a scan of the whole table."""
+    pages = clients.dynamodb.get_paginator("query").paginate(
+        TableName=METRICS_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+    )
+    return {item["sk"]: item for page in pages for item in map(deserialize, page["Items"])}
 
 
 def set_state(clients: aggregator.Clients, **moments: dt.datetime) -> None:
@@ -559,6 +565,7 @@ def asff(account: str, control: str, status: str, severity: str, resource: str, 
         "SchemaVersion": "2018-10-08",
         "Id": f"{account}/{control}/{resource}/{status}/{len(extra)}",
         "ProductArn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
+        "CompanyName": "AWS",
         "GeneratorId": f"security-control/{control}",
         "AwsAccountId": account,
         "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],

@@ -289,6 +289,8 @@ def finding(
 ):
     return {
         "AwsAccountId": "111111111111",
+        "ProductArn": "arn:aws:securityhub:eu-west-1::product/aws/securityhub",
+        "CompanyName": "AWS",
         "Title": control,
         "Severity": {"Label": severity},
         "Resources": [{"Id": resource}],
@@ -339,6 +341,8 @@ def test_top_issues_are_the_five_worst_failed_controls():
 def test_legacy_findings_use_the_control_id_and_normalized_severity():
     legacy = {
         "AwsAccountId": "111111111111",
+        "ProductArn": "arn:aws:securityhub:eu-west-1::product/aws/securityhub",
+        "CompanyName": "AWS",
         "Title": "Legacy control",
         "Severity": {"Normalized": 75},
         "ProductFields": {"ControlId": "CIS.1.1"},

@@ -28,6 +28,7 @@ from handlers.shared.aggregator.runtime import Sharding, ShardSettings
 from handlers.shared.dynamo import BatchWriter, serialize
 from handlers.shared.telemetry import counting_requests
 from local.shards import InProcessShards
+from tests import test_aggregator
 from tests.test_aggregator import (
     ACME_ACCOUNT,
     METRICS_TABLE,
@@ -39,7 +40,6 @@ from tests.test_aggregator import (
     cost_result,
     hour,
     moto_clients,
-    not_due,
     partition,
     put_usage,
     queue_cost_results,
@@ -81,6 +81,30 @@ def add_roster(clients) -> None:
     )
     for tenant in (TENANTS[0], TENANTS[130], TENANTS[299]):
         put_usage(clients, tenant, hour(23, 13), "ApiCalls", 7)
+
+
+def plan_item(slots: list[list[str]], planned: dt.datetime) -> dict[str, Any]:
+    return serialize(
+        {
+            "pk": "#aggregator",
+            "sk": "compliance-plan",
+            "slots": slots,
+            "planned_hour": planned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+
+
+def not_due(clients) -> None:
+    """Costs and compliance (whole, and every slot of a staggered refresh) read an hour ago."""
+    test_aggregator.not_due(clients)
+    clients.dynamodb.put_item(
+        TableName=METRICS_TABLE,
+        Item=plan_item([list("0123456789"), [], [], [], [], []], hour(23, 9)),
+    )
+    set_state(
+        clients,
+        **{f"compliance-refresh#{slot}": NOW - dt.timedelta(hours=1) for slot in range(6)},
+    )
 
 
 def receive(clients, queue_url: str) -> list[dict[str, Any]]:
@@ -197,12 +221,15 @@ def test_one_cost_explorer_and_one_security_hub_read_per_sharded_run(clients, qu
     assert partition(clients, TENANTS[0])["C#2026-11-23"]["total"] == 1
     # Every shard reported before the coordinator, so the coordinator completed the run.
     assert summary["run"]["status"] == summary["status"] == "ok"
+    # The stack's first sharded run plans the staggered compliance refresh and reads slot 0.
+    assert summary["compliance_slots"] == [0]
     bookkeeping = partition(clients, "#aggregator")
-    assert {sk: item["at"] for sk, item in bookkeeping.items()} == {
+    assert {sk: item["at"] for sk, item in bookkeeping.items() if "at" in item} == {
         "last-hour": "2026-11-23T13:00:00Z",
         "cost-refresh": "2026-11-23T14:05:00Z",
-        "compliance-refresh": "2026-11-23T14:05:00Z",
+        "compliance-refresh#0": "2026-11-23T14:05:00Z",
     }
+    assert bookkeeping["compliance-plan"]["planned_hour"] == "2026-11-23T14:00:00Z"
 
 
 def test_bookkeeping_advances_only_after_every_shard_has_reported(clients, queue_url):
@@ -348,7 +375,13 @@ def test_a_backfill_is_sharded_by_days_too_and_leaves_the_bookkeeping(clients, q
     for record in receive(clients, queue_url):
         shard(clients, record)
     assert run_item(clients)["status"] == "ok"
-    assert set(partition(clients, "#aggregator")) == {"cost-refresh", "compliance-refresh"}
+    # A backfill moves no bookkeeping: only what not_due put there.
+    assert set(partition(clients, "#aggregator")) == {
+        "cost-refresh",
+        "compliance-refresh",
+        "compliance-plan",
+        *(f"compliance-refresh#{slot}" for slot in range(6)),
+    }
 
 
 def test_the_shard_handler_reports_only_the_messages_to_retry(clients, monkeypatch, capsys):

@@ -288,13 +288,14 @@ def test_the_aggregator_case_counts_every_request_of_one_invocation():
 def test_the_aggregator_case_counts_the_shards_and_schedules_them():
     section = aggregator.measure(sizes=(30,), scaling=small_scaling(1), progress=lambda _: None)
 
-    due, not_due = section["t30"]["runs"].values()
+    result = section["t30"]
+    due, not_due = result["runs"].values()
     # The account-level reads once, in the coordinator; the usage in one shard.
     assert due["requests"] == {
         "cloudwatch.GetMetricData": 1,
         "cost-explorer.GetCostAndUsage": 4,
-        "dynamodb.BatchWriteItem": 16,  # 6 costs and snapshots, 10 usage
-        "dynamodb.PutItem": 1,  # the run's record
+        "dynamodb.BatchWriteItem": 15,  # 5 costs and slot 0's snapshots, 10 usage
+        "dynamodb.PutItem": 2,  # the run's record, the compliance plan
         "dynamodb.Query": 1,
         "dynamodb.Scan": 1,
         # the coordinator's and the shard's reports, 3 markers and the run's status
@@ -303,7 +304,18 @@ def test_the_aggregator_case_counts_the_shards_and_schedules_them():
         "sqs.SendMessageBatch": 1,
     }
     assert (due["shards"], due["status"], not_due["status"]) == (1, "ok", "ok")
-    assert not_due["requests"]["dynamodb.UpdateItem"] == 4  # 2 reports, last-hour, status
+    # 2 reports, last-hour, the compliance slot's marker, status
+    assert not_due["requests"]["dynamodb.UpdateItem"] == 5
+    # Compliance staggered over the six runs: each reads its slot, every tenant once.
+    assert [run["compliance_slots"] for run in result["hourly_runs"]] == [[n] for n in range(6)]
+    assert result["get_findings_per_interval"] == {
+        "requests": 6,
+        "one_whole_read": 1,
+        "per_run": [1] * 6,
+        "findings_read": 30,
+        "findings": 30,
+    }
+    assert all(run["minimum"]["securityhub.GetFindings"] == 1 for run in (due, not_due))
     modeled = not_due["modeled_seconds"]
     # The shard starts once its message is sent, and pays a cold start.
     assert modeled["shards_done"] >= modeled["coordinator"] + 3

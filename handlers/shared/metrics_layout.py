@@ -40,6 +40,13 @@ AGGREGATOR_RUNS_PARTITION = "#aggregator-runs"
 LAST_HOUR_SK = "last-hour"
 COST_REFRESH_STATE_SK = "cost-refresh"
 COMPLIANCE_REFRESH_SK = "compliance-refresh"
+# A staggered compliance refresh: its plan of account slots, and each slot's last read.
+COMPLIANCE_PLAN_SK = "compliance-plan"
+
+
+def compliance_slot_sk(slot: int) -> str:
+    return f"{COMPLIANCE_REFRESH_SK}#{slot}"
+
 
 # The highest character sort keys use: "D#2026-11-23#~" sorts after every
 # metric of that day, so BETWEEN bounds include whole days.

@@ -63,6 +63,8 @@ class Participation:
     # The coordinator's account-level refreshes (FETCHED, NOT_DUE, FAILED, SKIPPED).
     costs: str | None = None
     compliance: str | None = None
+    # The slots of a staggered compliance refresh the coordinator read.
+    compliance_slots: tuple[int, ...] = ()
 
 
 def run_status(tenants: int, failed_tenants: int, partial: bool) -> str:
@@ -154,6 +156,9 @@ class RunLedger:
             if status is not None:
                 assignments.append(f"{name} = :{name}")
                 values[f":{name}"] = status
+        if part.compliance_slots:
+            assignments.append("compliance_slots = :compliance_slots")
+            values[":compliance_slots"] = list(part.compliance_slots)
         update = (
             f"ADD pending :minus_one, {counted} :failed, failed_shards :gave_up, "
             "items_written :items, done :participant"
@@ -199,7 +204,10 @@ class RunLedger:
             if costs == FETCHED:
                 self.advance(layout.COST_REFRESH_STATE_SK, str(run["started_at"]))
             if compliance == FETCHED:
-                self.advance(layout.COMPLIANCE_REFRESH_SK, str(run["started_at"]))
+                for sk in [
+                    layout.compliance_slot_sk(int(slot)) for slot in run.get("compliance_slots", [])
+                ] or [layout.COMPLIANCE_REFRESH_SK]:
+                    self.advance(sk, str(run["started_at"]))
         self.dynamodb.update_item(
             TableName=self.table_name,
             Key=self._key(str(run["sk"])),
