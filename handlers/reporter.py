@@ -50,7 +50,14 @@ from handlers.shared.reports.service import (
     estimated_render_seconds,
     s3_config,
 )
-from handlers.shared.reports.store import FAILED, PENDING, ReportRecord, new_record, page_size
+from handlers.shared.reports.store import (
+    FAILED,
+    PENDING,
+    ReportRecord,
+    new_record,
+    page_size,
+    page_start,
+)
 from handlers.shared.reports.times import utc_now
 
 REQUEST_FIELDS = ("type", "format", "period")
@@ -200,7 +207,7 @@ class ReporterApi:
         records, cursor = self.service.reports.page(
             request.tenant,
             page_size(request.query.get("limit")),
-            request.query.get("next"),
+            page_start(request.query.get("next")),
             self.service.clock(),
         )
         views = [self.service.view(self.service.settled(record)) for record in records]

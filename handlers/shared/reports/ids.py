@@ -15,7 +15,7 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ID_LENGTH = 26
 _TIME_CHARS = 10
 _RANDOM_BITS = 80
-_ID = re.compile(f"^[0-7][{ALPHABET}]{{{ID_LENGTH - 1}}}$")
+_ID = re.compile(f"[0-7][{ALPHABET}]{{{ID_LENGTH - 1}}}")
 
 
 def _encode(value: int, length: int) -> str:
@@ -35,7 +35,8 @@ def new_id(now: dt.datetime | None = None) -> str:
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_ID.match(value))
+    # fullmatch: `$` would also match before a trailing newline.
+    return isinstance(value, str) and bool(_ID.fullmatch(value))
 
 
 def id_time(value: str) -> dt.datetime:
