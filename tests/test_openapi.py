@@ -376,3 +376,36 @@ def test_ids_are_the_ids_the_api_makes() -> None:
     assert is_valid("Id", new_id())
     assert not is_valid("Id", "report-1")
     assert set(schema("Weekday")["enum"]) == set(WEEKDAYS)
+
+
+def _links() -> dict[tuple[str, str], set[str]]:
+    """(source operationId, target operationId) -> the target parameters the link fills."""
+    links: dict[tuple[str, str], set[str]] = {}
+    for _, _, operation in operations():
+        for response in operation["responses"].values():
+            response = resolve(response["$ref"]) if "$ref" in response else response
+            for link in response.get("links", {}).values():
+                key = (operation["operationId"], link["operationId"])
+                links.setdefault(key, set()).update(link.get("parameters", {}))
+    return links
+
+
+def test_links_declare_the_report_and_schedule_flows() -> None:
+    assert set(_links()) == {
+        ("createReport", "getReport"),
+        ("getReport", "listReports"),
+        ("createSchedule", "getSchedule"),
+        ("createSchedule", "deleteSchedule"),
+        ("getSchedule", "deleteSchedule"),
+    }
+
+
+def test_links_fill_the_targets_path_parameters_and_name_real_operations() -> None:
+    by_id = {operation["operationId"]: operation for _, _, operation in operations()}
+    for (_, target), filled in _links().items():
+        declared = {
+            (resolve(p["$ref"]) if "$ref" in p else p)["name"]
+            for p in by_id[target].get("parameters", [])
+            if (resolve(p["$ref"]) if "$ref" in p else p)["in"] == "path"
+        }
+        assert filled == declared, target
