@@ -42,6 +42,7 @@ from handlers.shared.reports.model import (
     parse_format,
     parse_period_label,
     parse_report_type,
+    reject_nulls,
 )
 from handlers.shared.reports.service import (
     ReportFailed,
@@ -74,6 +75,7 @@ def parse_report_request(body: Mapping[str, Any]) -> dict[str, str]:
     unknown = sorted(set(body) - {*REQUEST_FIELDS, "customer_id"})
     if unknown:
         raise bad_request("body", "an object with fields type, format and period", unknown[0])
+    reject_nulls(body, REQUEST_FIELDS)
     return {
         "type": parse_report_type(body.get("type")),
         "format": parse_format(body.get("format")),

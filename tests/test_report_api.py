@@ -193,6 +193,21 @@ def test_a_next_that_is_not_an_id_is_a_400(api, cursor):
     }
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"format": "csv", "period": None}, "invalid_period"),
+        ({"format": "csv", "period": ""}, "invalid_period"),
+        ({"format": "csv", "type": None}, "invalid_type"),
+        ({"format": None}, "invalid_format"),
+    ],
+)
+def test_a_null_or_empty_field_is_a_400_not_the_default(api, body, code):
+    response = call(api, CREATE, body=body)
+    assert (response["statusCode"], body_of(response)["code"]) == (400, code)
+    assert body_of(call(api, LIST)) == {"reports": [], "next": None}
+
+
 def test_an_empty_limit_is_a_400_not_the_default(api):
     response = call(api, LIST, query={"limit": ""})
     assert (response["statusCode"], body_of(response)["code"]) == (400, "invalid_limit")

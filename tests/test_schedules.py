@@ -135,6 +135,15 @@ def test_a_valid_body_is_normalised():
         ({"type": "full"}, "invalid_type", None),
         ({"period": "0d"}, "invalid_period", None),
         ({"timezone": "CET"}, "invalid_body", None),
+        # An optional field sent as null is not left out (no schema field is nullable).
+        ({"period": ""}, "invalid_period", None),
+        (
+            {"period": None},
+            "invalid_period",
+            "period must not be null; leave it out for its default",
+        ),
+        ({"type": None}, "invalid_type", None),
+        ({"day_of_week": None}, "invalid_day_of_week", None),
     ],
 )
 def test_invalid_bodies_name_the_field(changes, code, message):

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.shared.http import bad_request
-from handlers.shared.reports.model import parse_format, parse_period_label, parse_report_type
+from handlers.shared.reports.model import (
+    parse_format,
+    parse_period_label,
+    parse_report_type,
+    reject_nulls,
+)
 from handlers.shared.reports.times import iso_utc
 
 DAILY = "daily"
@@ -107,6 +112,7 @@ def parse_schedule(body: Mapping[str, Any]) -> ScheduleSpec:
         raise bad_request(
             "body", "an object with fields " + ", ".join(sorted(BODY_FIELDS)), unknown[0]
         )
+    reject_nulls(body, BODY_FIELDS)
     frequency = body.get("frequency")
     if frequency not in FREQUENCIES:
         raise bad_request("frequency", "one of daily, weekly, monthly", frequency)
