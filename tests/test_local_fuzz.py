@@ -38,9 +38,10 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
 def schemathesis_run(
-    stack: LocalStack, spec: Path, tenant: str, *options: str
+    stack: LocalStack, spec: Path, tenant: str, workdir: Path, *options: str
 ) -> subprocess.CompletedProcess[str]:
-    """`schemathesis run` over `spec` against the stack, every check and phase."""
+    """`schemathesis run` over `spec` against the stack, every check and phase; in
+    `workdir`, where the command keeps its cache of failures (`.schemathesis/`)."""
     command = [
         str(SCHEMATHESIS),
         "run",
@@ -64,7 +65,7 @@ def schemathesis_run(
         "--no-color",
         *options,
     ]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=workdir)
 
 
 def delete_schedules(stack: LocalStack, tenant: str) -> None:
@@ -80,8 +81,8 @@ def remove_fuzzed_schedules(local_stack: LocalStack) -> Iterator[None]:
     delete_schedules(local_stack, FUZZ_TENANT)
 
 
-def test_the_api_answers_exactly_as_described(local_stack: LocalStack) -> None:
-    run = schemathesis_run(local_stack, OPENAPI_PATH, FUZZ_TENANT)
+def test_the_api_answers_exactly_as_described(local_stack: LocalStack, tmp_path: Path) -> None:
+    run = schemathesis_run(local_stack, OPENAPI_PATH, FUZZ_TENANT, tmp_path)
     assert run.returncode == 0, f"schemathesis (seed {SEED}) found failures:\n{run.stdout}"
     assert "No issues found" in run.stdout, run.stdout
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
@@ -113,7 +114,9 @@ def test_a_run_fails_when_the_document_and_a_handler_disagree(
     local_stack: LocalStack, tmp_path: Path, change: str, failure: str
 ) -> None:
     spec = broken_usage_document(tmp_path, change)
-    run = schemathesis_run(local_stack, spec, FUZZ_TENANT, "--include-operation-id", "getUsage")
+    run = schemathesis_run(
+        local_stack, spec, FUZZ_TENANT, tmp_path, "--include-operation-id", "getUsage"
+    )
     assert run.returncode == 1, run.stdout
     assert failure in run.stdout, run.stdout
     # The report shows how to send the failing request again.
