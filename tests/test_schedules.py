@@ -70,6 +70,11 @@ def test_a_valid_body_is_normalised():
     assert parse_schedule({k: v for k, v in VALID.items() if k not in ("type", "period")}) == spec()
 
 
+def test_a_whole_number_sent_as_21_0_is_day_21_as_json_schema_counts_integers() -> None:
+    parsed = parse_schedule({**VALID, "frequency": "monthly", "day_of_month": 21.0})
+    assert parsed.day_of_month == 21 and type(parsed.day_of_month) is int
+
+
 @pytest.mark.parametrize(
     ("changes", "code", "message"),
     [
@@ -107,6 +112,11 @@ def test_a_valid_body_is_normalised():
             {"frequency": "monthly", "day_of_month": True},
             "invalid_day_of_month",
             "day_of_month must be an integer from 1 to 28 (monthly schedules); got 'True'",
+        ),
+        (
+            {"frequency": "monthly", "day_of_month": 21.5},
+            "invalid_day_of_month",
+            "day_of_month must be an integer from 1 to 28 (monthly schedules); got '21.5'",
         ),
         (
             {"frequency": "monthly", "day_of_month": "5"},

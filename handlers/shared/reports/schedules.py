@@ -127,6 +127,10 @@ def parse_schedule(body: Mapping[str, Any]) -> ScheduleSpec:
     elif day_of_week is not None:
         raise bad_request("day_of_week", "omitted unless frequency is weekly", day_of_week)
     if frequency == MONTHLY:
+        # JSON Schema's `integer` is any number with a zero fractional part (JSON
+        # Schema 2020-12 Validation, section 6.1.1), so 21.0 is the 21 the document allows.
+        if isinstance(day_of_month, float) and day_of_month.is_integer():
+            day_of_month = int(day_of_month)
         if (
             isinstance(day_of_month, bool)
             or not isinstance(day_of_month, int)
