@@ -196,10 +196,10 @@ def test_a_next_that_is_not_an_id_is_a_400(api, cursor):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"format": "csv", "period": None}, "invalid_period"),
+        ({"format": "csv", "period": None}, "invalid_body"),
         ({"format": "csv", "period": ""}, "invalid_period"),
-        ({"format": "csv", "type": None}, "invalid_type"),
-        ({"format": None}, "invalid_format"),
+        ({"format": "csv", "type": None}, "invalid_body"),
+        ({"format": None}, "invalid_body"),
     ],
 )
 def test_a_null_or_empty_field_is_a_400_not_the_default(api, body, code):

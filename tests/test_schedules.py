@@ -149,11 +149,11 @@ def test_a_whole_number_sent_as_21_0_is_day_21_as_json_schema_counts_integers() 
         ({"period": ""}, "invalid_period", None),
         (
             {"period": None},
-            "invalid_period",
-            "period must not be null; leave it out for its default",
+            "invalid_body",
+            "body must be without null fields (leave a field out for its default); got 'period'",
         ),
-        ({"type": None}, "invalid_type", None),
-        ({"day_of_week": None}, "invalid_day_of_week", None),
+        ({"type": None}, "invalid_body", None),
+        ({"day_of_week": None}, "invalid_body", None),
     ],
 )
 def test_invalid_bodies_name_the_field(changes, code, message):

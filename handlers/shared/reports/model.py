@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from handlers.shared import periods
-from handlers.shared.http import ApiError, bad_request
+from handlers.shared.http import bad_request
 from handlers.shared.metrics_layout import SEVERITIES
 from handlers.shared.reports.times import iso_utc
 from handlers.shared.usage_metrics import USAGE_METRICS
@@ -60,12 +60,12 @@ ZERO = Decimal(0)
 
 
 def reject_nulls(body: Mapping[str, Any], fields: Iterable[str]) -> None:
-    """ApiError(400) for a field sent as JSON null: an optional field is left out for its
-    default, as the OpenAPI schemas say (none of them is nullable)."""
+    """ApiError(400 invalid_body) for a field sent as JSON null, naming it: an optional
+    field is left out for its default, as the OpenAPI schemas say (none is nullable)."""
     for name in sorted(fields):
         if name in body and body[name] is None:
-            raise ApiError(
-                400, f"invalid_{name}", f"{name} must not be null; leave it out for its default"
+            raise bad_request(
+                "body", "without null fields (leave a field out for its default)", name
             )
 
 
