@@ -59,6 +59,7 @@ FUNCTION_FILES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "handlers/query.py",
             "handlers/shared/__init__.py",
             "handlers/shared/analytics.py",
+            "handlers/shared/api_gateway.py",
             "handlers/shared/cost_categories.py",
             "handlers/shared/dynamo.py",
             "handlers/shared/env.py",

@@ -1,7 +1,9 @@
 """The query API: GET /analytics/usage, /analytics/compliance and /analytics/costs.
 
 It also answers the CORS preflight route (`OPTIONS /{proxy+}`, without the
-authorizer): 204, with no AWS call.
+authorizer): 204, with no AWS call; and the `$default` route, where API
+Gateway sends every request no other route matches: a method that a path of
+the API does not serve is a 405 with `Allow`, anything else a 404.
 
 API Gateway HTTP API, payload 2.0, behind the JWT authorizer: the tenant is
 the authorizer's `customer_id` and nothing else (a `customer_id` query
@@ -18,9 +20,10 @@ from typing import Any
 
 import boto3
 
-from handlers.shared import analytics, env, telemetry
+from handlers.shared import analytics, api_gateway, env, telemetry
 from handlers.shared.http import (
     PREFLIGHT_ROUTES,
+    ApiError,
     Request,
     Route,
     bad_request,
@@ -30,6 +33,7 @@ from handlers.shared.http import (
 from handlers.shared.metrics_reader import MetricsReader
 from handlers.shared.periods import parse_period
 from handlers.shared.query_cache import QueryCache, cache_key
+from handlers.shared.routes import DEFAULT_ROUTE, DEPLOYED_ROUTES, ROUTES
 
 USAGE_PATH = "/analytics/usage"
 COMPLIANCE_PATH = "/analytics/compliance"
@@ -44,10 +48,34 @@ def utc_now() -> dt.datetime:
 
 
 def parse_breakdown(raw: str | None) -> str:
-    value = DEFAULT_BREAKDOWN if raw is None or not raw.strip() else raw.strip().lower()
+    """One of the documented values exactly (None: the default); else ApiError(400)."""
+    value = DEFAULT_BREAKDOWN if raw is None else raw
     if value not in analytics.BREAKDOWNS:
         raise bad_request("breakdown", "one of " + ", ".join(analytics.BREAKDOWNS), raw)
     return value
+
+
+def not_served(request: Request) -> dict[str, Any]:
+    """The `$default` route: requests that no route of the API matches (no AWS call).
+
+    On a path the API serves, the method is the wrong one: 405 with the methods
+    the path does serve in `Allow` (RFC 9110, section 15.5.6: "The origin server
+    MUST generate an Allow header field in a 405 response containing a list of
+    the target resource's currently supported methods."), OPTIONS included, which
+    the preflight route serves on every path. Any other path: 404.
+    """
+    if not api_gateway.allowed_methods(ROUTES, request.path):
+        raise ApiError(404, "route_not_found", f"no route {request.method} {request.path}")
+    allowed = ", ".join(api_gateway.allowed_methods(DEPLOYED_ROUTES, request.path))
+    return json_response(
+        405,
+        {
+            "error": f"{request.path} does not serve {request.method}; it serves {allowed}",
+            "code": "method_not_allowed",
+        },
+        request.origin,
+        headers={"Allow": allowed},
+    )
 
 
 class QueryApi:
@@ -84,6 +112,7 @@ class QueryApi:
             f"GET {COMPLIANCE_PATH}": self.compliance,
             f"GET {COSTS_PATH}": self.costs,
             **PREFLIGHT_ROUTES,
+            DEFAULT_ROUTE.key: not_served,
         }
 
     def usage(self, request: Request) -> dict[str, Any]:

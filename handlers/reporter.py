@@ -49,6 +49,7 @@ from handlers.shared.reports.model import (
     parse_format,
     parse_period_label,
     parse_report_type,
+    reject_nulls,
 )
 from handlers.shared.reports.pending import (
     DEFAULT_MAX_PENDING,
@@ -63,7 +64,14 @@ from handlers.shared.reports.service import (
     estimated_render_seconds,
     s3_config,
 )
-from handlers.shared.reports.store import FAILED, PENDING, ReportRecord, new_record, page_size
+from handlers.shared.reports.store import (
+    FAILED,
+    PENDING,
+    ReportRecord,
+    new_record,
+    page_size,
+    page_start,
+)
 from handlers.shared.reports.times import parse_utc, utc_now
 
 REQUEST_FIELDS = ("type", "format", "period")
@@ -80,6 +88,7 @@ def parse_report_request(body: Mapping[str, Any]) -> dict[str, str]:
     unknown = sorted(set(body) - {*REQUEST_FIELDS, "customer_id"})
     if unknown:
         raise bad_request("body", "an object with fields type, format and period", unknown[0])
+    reject_nulls(body, REQUEST_FIELDS)
     return {
         "type": parse_report_type(body.get("type")),
         "format": parse_format(body.get("format")),
@@ -252,7 +261,7 @@ class ReporterApi:
         records, cursor = self.service.reports.page(
             request.tenant,
             page_size(request.query.get("limit")),
-            request.query.get("next"),
+            page_start(request.query.get("next")),
             self.service.clock(),
         )
         views = [self.service.view(self.service.settled(record)) for record in records]

@@ -18,6 +18,7 @@ from handlers.shared.api_gateway import (
     CorsConfiguration,
     GatewayAnswer,
     RouteMatch,
+    allowed_methods,
     integration_response_headers,
     is_preflight,
     select,
@@ -29,6 +30,7 @@ from handlers.shared.routes import (
     DEPLOYED_ROUTES,
     NONE,
     PREFLIGHT_ROUTE,
+    ROUTES,
     Route,
 )
 
@@ -231,3 +233,44 @@ def test_with_the_deployed_routes_every_preflight_skips_the_authorizer(parts: li
     match = select(DEPLOYED_ROUTES, CORS, "OPTIONS", "/" + "/".join(parts), PREFLIGHT)
     assert isinstance(match, RouteMatch)
     assert (match.route, match.route.authorization) == (PREFLIGHT_ROUTE, NONE)
+
+
+# What an `Allow` header lists: the methods whose requests reach a route other than `$default`.
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/analytics/usage", ("GET", "OPTIONS")),
+        ("/analytics/reports", ("GET", "OPTIONS", "POST")),
+        ("/analytics/reports/01ABC", ("GET", "OPTIONS")),
+        ("/analytics/schedules/01ABC", ("DELETE", "GET", "OPTIONS")),
+        # Only the preflight route serves these; `/` not even that ({proxy+} needs a character).
+        ("/analytics/nothing", ("OPTIONS",)),
+        ("/analytics/reports/01ABC/more", ("OPTIONS",)),
+        ("/", ()),
+    ],
+)
+def test_the_methods_a_path_is_served_with(path: str, methods: tuple[str, ...]) -> None:
+    assert allowed_methods(DEPLOYED_ROUTES, path) == methods
+
+
+def test_a_get_route_does_not_serve_head() -> None:
+    # "Routes consist of two parts: an HTTP method and a resource path"; only ANY
+    # matches methods a route does not name.
+    assert selected(DEPLOYED_ROUTES, "HEAD", "/analytics/usage").route == DEFAULT_ROUTE
+    assert "HEAD" not in allowed_methods(DEPLOYED_ROUTES, "/analytics/usage")
+
+
+def test_allow_lists_named_methods_not_any() -> None:
+    assert allowed_methods(DOCUMENTED_ROUTES, "/pets/dog/1") == ("GET",)
+
+
+@given(methods, segments)
+def test_every_method_of_allow_is_served_and_no_other(method: str, parts: list[str]) -> None:
+    path = "/" + "/".join(parts)
+    reaches_a_route = not selected(DEPLOYED_ROUTES, method, path).route.is_default
+    assert reaches_a_route == (method in allowed_methods(DEPLOYED_ROUTES, path))
+    assert allowed_methods(ROUTES, path) == tuple(
+        sorted(route.method for route in ROUTES if select_route(ROUTES, route.method, path))
+    )

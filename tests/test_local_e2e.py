@@ -542,8 +542,7 @@ def test_an_invalid_idempotency_key_is_a_400(local_stack: LocalStack) -> None:
     [
         ("GET", "/analytics"),
         ("GET", "/analytics/usage/extra"),
-        ("PUT", "/analytics/usage"),
-        ("DELETE", REPORTS),
+        ("TRACE", "/analytics/nothing"),
         ("POST", "/admin"),
     ],
 )
@@ -553,6 +552,40 @@ def test_unknown_routes_are_a_json_404(local_stack: LocalStack, method: str, pat
     body = response.json()
     assert component_validator("Error").is_valid(body)
     assert body == {"error": f"no route {method} {path}", "code": "route_not_found"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/analytics/usage", "GET, OPTIONS"),
+        ("TRACE", "/analytics/compliance", "GET, OPTIONS"),
+        ("DELETE", REPORTS, "GET, OPTIONS, POST"),
+        ("QUERY", f"{SCHEDULES}/01M84G0H74RPGX32QJQ4608KD4", "DELETE, GET, OPTIONS"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_is_a_405_listing_the_ones_it_does(
+    local_stack: LocalStack, method: str, path: str, allow: str
+) -> None:
+    response = local_stack.call(method, path)
+    assert (response.status_code, response.headers["Allow"]) == (405, allow)
+    body = response.json()
+    assert component_validator("Error").is_valid(body)
+    assert body["code"] == "method_not_allowed"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # Each listed method is served: none of them is a 405.
+    for listed in allow.split(", "):
+        assert local_stack.call(listed, path).status_code != 405
+    # The gateway authorizes the `$default` route before anything else.
+    assert local_stack.call(method, path, customer=None).status_code == 401
+
+
+def test_head_is_a_405_without_a_body(local_stack: LocalStack) -> None:
+    response = local_stack.call("HEAD", "/analytics/usage")
+    assert (response.status_code, response.headers["Allow"], response.content) == (
+        405,
+        "GET, OPTIONS",
+        b"",
+    )
 
 
 @pytest.mark.parametrize("route", [REPORTS, SCHEDULES])
@@ -638,9 +671,10 @@ def test_the_report_list_pages_newest_first_with_fresh_urls(local_stack: LocalSt
     assert second["reports"][0]["id"] == created[0]["id"]
     again = get_report(local_stack, created[0]["id"], "globex")
     assert download(again["url"]) == download(created[0]["url"])
-    # A cursor is only good for the tenant it was given to.
-    response = local_stack.call("GET", REPORTS, "acme", params={"next": first["next"]})
-    assert response.status_code == 400
+    assert first["next"] == created[1]["id"]
+    # Another tenant's cursor is only a position in the caller's own list.
+    borrowed = get(local_stack, REPORTS, "acme", next=first["next"])
+    assert not {item["id"] for item in borrowed["reports"]} & {item["id"] for item in created}
 
 
 def emulator_client(stack: LocalStack, service: str) -> Any:

@@ -1,59 +1,140 @@
-"""A bounded schemathesis run against the local stack, from handlers/openapi.yaml.
+"""Schemathesis against the local stack, as an API consumer's CI runs it, from handlers/openapi.yaml.
 
-Every operation gets up to 25 generated requests, valid and invalid
-(derandomized: the same requests on every run), sent with a valid token of
-a tenant of its own so that what it creates never mixes with other tests'.
-Each response must not be a server error and must be what the description
-documents: a listed status code, its content type and its schema.
+The run is the `schemathesis run` command (the engine, checks and report a
+consumer uses) with every check (`--checks all`: server errors, status codes,
+content types, response schemas and headers, schema-valid requests accepted,
+schema-violating requests rejected, 405 with `Allow` for undeclared methods,
+...) and the examples, coverage, fuzzing and stateful phases (the stateful
+phase follows the document's links). A fixed seed and a bounded number of
+examples per operation send the same requests on every run; FUZZ_SEED picks
+another seed locally. A failure prints schemathesis' report: each failing
+case with a curl command that reproduces it.
+
+Requests carry a token of a tenant of the run's own, so what it creates never
+mixes with other tests' data; the schedules it leaves are deleted afterwards.
+The last test breaks the document on purpose and shows the run fails: each
+broken copy runs only the phase that meets the disagreement first (the
+documented examples answer with the renamed field; the fuzzing phase sends
+periods the copy allows), without shrinking, so it costs seconds, not a whole run.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+import yaml
 
 from tests.local_stack import LocalStack, local_stack_fixture  # noqa: F401
-from tests.openapi_document import OPENAPI_PATH
+from tests.openapi_document import OPENAPI_PATH, document
 
 FUZZ_TENANT = "fuzz-tenant"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+SEED = int(os.environ.get("FUZZ_SEED", "18"))
+# Per operation and phase; the coverage phase's deterministic cases come on top.
+MAX_EXAMPLES = 10
+PHASES = "examples,coverage,fuzzing,stateful"
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
-schema = schemathesis.openapi.from_path(OPENAPI_PATH)
+
+def schemathesis_run(
+    stack: LocalStack,
+    spec: Path,
+    tenant: str,
+    workdir: Path,
+    *options: str,
+    phases: str = PHASES,
+) -> subprocess.CompletedProcess[str]:
+    """`schemathesis run` over `spec` against the stack, every check, the given phases
+    (all four unless told); in `workdir`, where the command keeps its cache of
+    failures (`.schemathesis/`)."""
+    command = [
+        str(SCHEMATHESIS),
+        "run",
+        str(spec),
+        "--url",
+        stack.base_url,
+        "--header",
+        f"Authorization: Bearer {stack.token(tenant)}",
+        "--checks",
+        "all",
+        "--phases",
+        phases,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--no-color",
+        *options,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=workdir)
+
+
+def delete_schedules(stack: LocalStack, tenant: str) -> None:
+    """Deletes the schedules a run created, so no later engine run sends them."""
+    listed = stack.call("GET", "/analytics/schedules", tenant).json()
+    for schedule in listed["schedules"]:
+        stack.call("DELETE", f"/analytics/schedules/{schedule['id']}", tenant)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def remove_fuzzed_schedules(local_stack: LocalStack) -> Iterator[None]:
-    """Deletes the schedules the run created, so no later engine run sends them."""
     yield
-    listed = local_stack.call("GET", "/analytics/schedules", FUZZ_TENANT).json()
-    for schedule in listed["schedules"]:
-        local_stack.call("DELETE", f"/analytics/schedules/{schedule['id']}", FUZZ_TENANT)
+    delete_schedules(local_stack, FUZZ_TENANT)
 
 
-@schema.parametrize()
-@settings(
-    max_examples=25,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
+def test_the_api_answers_exactly_as_described(local_stack: LocalStack, tmp_path: Path) -> None:
+    run = schemathesis_run(local_stack, OPENAPI_PATH, FUZZ_TENANT, tmp_path)
+    assert run.returncode == 0, f"schemathesis (seed {SEED}) found failures:\n{run.stdout}"
+    assert "No issues found" in run.stdout, run.stdout
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in run.stdout, run.stdout
+
+
+def broken_usage_document(tmp_path: Path, change: str) -> Path:
+    """A copy of the document that disagrees with the handlers about GET /analytics/usage."""
+    spec = yaml.safe_load(yaml.safe_dump(document()))
+    if change == "response":  # the handler answers `period`, the copy calls it `window`
+        usage = spec["components"]["schemas"]["Usage"]
+        usage["properties"]["window"] = usage["properties"].pop("period")
+        usage["required"] = ["window" if name == "period" else name for name in usage["required"]]
+    else:  # the copy takes any string as a period; the handler does not
+        spec["components"]["schemas"]["Period"].pop("pattern")
+    path = tmp_path / "openapi.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "phase", "failure"),
+    [
+        ("response", "examples", "Response violates schema"),
+        ("request", "fuzzing", "Schema-valid request rejected"),
+    ],
 )
-def test_the_api_answers_as_described(case: schemathesis.Case, local_stack: LocalStack) -> None:
-    case.call_and_validate(
-        base_url=local_stack.base_url,
-        headers=local_stack.auth(FUZZ_TENANT),
-        checks=CHECKS,
+def test_a_run_fails_when_the_document_and_a_handler_disagree(
+    local_stack: LocalStack, tmp_path: Path, change: str, phase: str, failure: str
+) -> None:
+    spec = broken_usage_document(tmp_path, change)
+    run = schemathesis_run(
+        local_stack,
+        spec,
+        FUZZ_TENANT,
+        tmp_path,
+        "--include-operation-id",
+        "getUsage",
+        # The first failing case is proof enough: no time spent minimizing it.
+        "--no-shrink",
+        phases=phase,
     )
+    assert run.returncode == 1, run.stdout
+    assert failure in run.stdout, run.stdout
+    # The report shows how to send the failing request again.
+    assert "Reproduce with" in run.stdout and "curl -X GET" in run.stdout, run.stdout

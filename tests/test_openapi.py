@@ -18,10 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from handlers.query import parse_breakdown
 from handlers.shared.http import ApiError
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.ids import new_id
 from handlers.shared.reports.schedules import WEEKDAYS, is_valid_email, parse_schedule
+from handlers.shared.reports.store import page_size, page_start
 from handlers.shared.routes import ROUTES
 from tests.openapi_document import (
     JSON,
@@ -262,10 +264,48 @@ def _period_accepted(raw: str) -> bool:
 
 @given(st.from_regex(r"\A[0-9]{1,4}[dwmDWMx]\Z") | st.text(max_size=6))
 def test_the_period_pattern_matches_exactly_the_periods_the_api_accepts(raw: str) -> None:
-    # The handler also trims whitespace and takes an empty value as the
-    # default; the schema describes the canonical form only.
-    if raw == raw.strip() and raw:
-        assert is_valid("Period", raw) == _period_accepted(raw)
+    assert is_valid("Period", raw) == _period_accepted(raw)
+
+
+def _parameter_schema(path: str, name: str) -> Any:
+    operation = resolve(pointer("paths", path, "get"))
+    parameters = [
+        resolve(parameter["$ref"]) if "$ref" in parameter else parameter
+        for parameter in operation["parameters"]
+    ]
+    return next(parameter for parameter in parameters if parameter["name"] == name)["schema"]
+
+
+def _accepts(parse: Any, raw: str) -> bool:
+    try:
+        parse(raw)
+    except ApiError:
+        return False
+    return True
+
+
+@given(
+    st.sampled_from(["category", "service", "region", "Region", "", " region"])
+    | st.text(max_size=8)
+)
+def test_the_breakdown_enum_is_exactly_what_the_api_accepts(raw: str) -> None:
+    enum = _parameter_schema("/analytics/costs", "breakdown")["enum"]
+    assert (raw in enum) == _accepts(parse_breakdown, raw)
+
+
+@given(st.builds(new_id) | st.text(max_size=30) | st.just(new_id() + "\n"))
+def test_the_next_cursor_is_any_id_and_nothing_else(raw: str) -> None:
+    assert _parameter_schema("/analytics/reports", "next") == {"$ref": "#/components/schemas/Id"}
+    assert is_valid("Id", raw) == _accepts(page_start, raw)
+
+
+@given(st.integers(-5, 200).map(str) | st.text(max_size=4))
+def test_the_limit_schema_is_exactly_what_the_api_accepts(raw: str) -> None:
+    limit = _parameter_schema("/analytics/reports", "limit")
+    documented = (
+        raw.isascii() and raw.isdigit() and limit["minimum"] <= int(raw) <= limit["maximum"]
+    )
+    assert documented == _accepts(page_size, raw)
 
 
 @given(st.from_regex(r"\A[0-9]{1,2}:[0-9]{1,2}\Z") | st.text(max_size=6))
@@ -350,3 +390,36 @@ def test_ids_are_the_ids_the_api_makes() -> None:
     assert is_valid("Id", new_id())
     assert not is_valid("Id", "report-1")
     assert set(schema("Weekday")["enum"]) == set(WEEKDAYS)
+
+
+def _links() -> dict[tuple[str, str], set[str]]:
+    """(source operationId, target operationId) -> the target parameters the link fills."""
+    links: dict[tuple[str, str], set[str]] = {}
+    for _, _, operation in operations():
+        for response in operation["responses"].values():
+            response = resolve(response["$ref"]) if "$ref" in response else response
+            for link in response.get("links", {}).values():
+                key = (operation["operationId"], link["operationId"])
+                links.setdefault(key, set()).update(link.get("parameters", {}))
+    return links
+
+
+def test_links_declare_the_report_and_schedule_flows() -> None:
+    assert set(_links()) == {
+        ("createReport", "getReport"),
+        ("getReport", "listReports"),
+        ("createSchedule", "getSchedule"),
+        ("createSchedule", "deleteSchedule"),
+        ("getSchedule", "deleteSchedule"),
+    }
+
+
+def test_links_fill_the_targets_path_parameters_and_name_real_operations() -> None:
+    by_id = {operation["operationId"]: operation for _, _, operation in operations()}
+    for (_, target), filled in _links().items():
+        declared = {
+            (resolve(p["$ref"]) if "$ref" in p else p)["name"]
+            for p in by_id[target].get("parameters", [])
+            if (resolve(p["$ref"]) if "$ref" in p else p)["in"] == "path"
+        }
+        assert filled == declared, target

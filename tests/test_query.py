@@ -387,7 +387,7 @@ def test_costs_by_service_and_region(stack: Stack) -> None:
         "Amazon CloudFront": 3.89,
         "AWS Support (Business)": 1.75,
     }
-    _, by_region, _ = stack.get("/analytics/costs", params={"period": "7d", "breakdown": "Region"})
+    _, by_region, _ = stack.get("/analytics/costs", params={"period": "7d", "breakdown": "region"})
     assert by_region["breakdown"] == {"us-east-1": 28, "eu-west-1": 6.99, "unattributed": 1.76}
     for body in (by_service, by_region):
         assert body["total"] == 36.75
@@ -539,6 +539,40 @@ def test_unknown_tenant_gets_zeros(stack: Stack) -> None:
             {"period": "7d", "breakdown": "account"},
             "invalid_breakdown",
             "breakdown must be one of category, service, region; got 'account'",
+        ),
+        # A parameter that is sent must be valid, as the document says: an empty
+        # or padded value is not the default, and enum values are exact.
+        (
+            "/analytics/usage",
+            {"period": ""},
+            "invalid_period",
+            "period must be Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days; got ''",
+        ),
+        (
+            "/analytics/costs",
+            {"period": " 7d"},
+            "invalid_period",
+            "period must be Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days;"
+            " got ' 7d'",
+        ),
+        (
+            "/analytics/usage",
+            {"period": "7d\n"},
+            "invalid_period",
+            "period must be Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days;"
+            " got '7d\\n'",
+        ),
+        (
+            "/analytics/costs",
+            {"breakdown": ""},
+            "invalid_breakdown",
+            "breakdown must be one of category, service, region; got ''",
+        ),
+        (
+            "/analytics/costs",
+            {"breakdown": "Region"},
+            "invalid_breakdown",
+            "breakdown must be one of category, service, region; got 'Region'",
         ),
     ],
 )
@@ -799,6 +833,53 @@ def test_handler_reads_its_tables_from_the_environment(
     assert response["headers"]["Access-Control-Allow-Origin"] == ORIGIN
     assert json.loads(response["body"])["metrics"]["api_calls"] == 42
     assert stack.client.scan(TableName=stack.cache_table)["Count"] == 1
+
+
+def default_route_event(method: str, path: str) -> dict[str, Any]:
+    """What API Gateway sends the `$default` route's integration."""
+    caught = event(path, "acme", origin=ORIGIN)
+    caught["routeKey"] = "$default"
+    caught["requestContext"]["http"]["method"] = method
+    return caught
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/analytics/usage", "GET, OPTIONS"),
+        ("QUERY", "/analytics/compliance", "GET, OPTIONS"),
+        ("PUT", "/analytics/reports", "GET, OPTIONS, POST"),
+        ("DELETE", "/analytics/reports/01M84G0H74RPGX32QJQ4608KD4", "GET, OPTIONS"),
+        ("PATCH", "/analytics/schedules/anything", "DELETE, GET, OPTIONS"),
+        # A GET route does not serve HEAD (API Gateway routes by method), so neither lists it.
+        ("HEAD", "/analytics/costs", "GET, OPTIONS"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_is_a_405_with_allow(
+    stack: Stack, method: str, path: str, allow: str
+) -> None:
+    stack.requests.take()
+    response = handle(default_route_event(method, path), stack.api.routes)
+    assert response["statusCode"] == 405
+    assert response["headers"]["Allow"] == allow
+    assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert response["headers"]["Access-Control-Allow-Origin"] == ORIGIN
+    assert json.loads(response["body"]) == {
+        "error": f"{path} does not serve {method}; it serves {allow}",
+        "code": "method_not_allowed",
+    }
+    assert stack.requests.take() == []
+
+
+@pytest.mark.parametrize("path", ["/analytics/nothing", "/", "/analytics/reports/1/2"])
+def test_a_path_the_api_does_not_serve_is_a_404_for_every_method(stack: Stack, path: str) -> None:
+    for method in ("GET", "TRACE", "POST"):
+        response = handle(default_route_event(method, path), stack.api.routes)
+        assert (response["statusCode"], json.loads(response["body"])) == (
+            404,
+            {"error": f"no route {method} {path}", "code": "route_not_found"},
+        )
+        assert "Allow" not in response["headers"]
 
 
 def test_a_request_without_an_authorized_tenant_is_401(stack: Stack) -> None:

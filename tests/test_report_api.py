@@ -15,6 +15,7 @@ from handlers.shared import analytics
 from handlers.shared.env import MissingEnvironment
 from handlers.shared.http import handle
 from handlers.shared.periods import parse_period
+from handlers.shared.reports.ids import id_time, new_id
 from handlers.shared.reports.model import CONTENT_TYPES
 from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE, ReportService
 from handlers.shared.reports.store import (
@@ -164,10 +165,53 @@ def test_list_is_newest_first_and_paginated(api, clock):
     first = body_of(call(api, LIST, query={"limit": "2"}))
     assert ids(first["reports"]) == created[::-1][:2]
     assert first["reports"][0]["url"] and first["reports"][0]["status"] == "ready"
+    assert first["next"] == created[1]  # the id of the page's last report
     second = body_of(call(api, LIST, query={"limit": "2", "next": first["next"]}))
     assert ids(second["reports"]) == created[:1]
     assert second["next"] is None
     assert ids(body_of(call(api, LIST))["reports"]) == created[::-1]  # default page of 20
+
+
+def test_any_id_is_a_position_in_the_callers_list(api, clock):
+    created = []
+    for _ in range(3):
+        created.append(body_of(call(api, CREATE, body={"format": "csv"}))["id"])
+        clock.tick()
+    # An id between the second and third report: not a report, still a position.
+    between = new_id(id_time(created[2]) - dt.timedelta(milliseconds=1))
+    page = body_of(call(api, LIST, query={"next": between}))
+    assert ids(page["reports"]) == created[1::-1]
+    assert body_of(call(api, LIST, query={"next": "0" * 26})) == {"reports": [], "next": None}
+
+
+@pytest.mark.parametrize("cursor", ["", "not-a-cursor", "01m84g0sty", "7" + "Z" * 25 + "\n"])
+def test_a_next_that_is_not_an_id_is_a_400(api, cursor):
+    response = call(api, LIST, query={"next": cursor})
+    assert response["statusCode"] == 400
+    assert body_of(response) == {
+        "error": f"next must be a report id: the `next` value of the previous page; got {cursor!r}",
+        "code": "invalid_next",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"format": "csv", "period": None}, "invalid_body"),
+        ({"format": "csv", "period": ""}, "invalid_period"),
+        ({"format": "csv", "type": None}, "invalid_body"),
+        ({"format": None}, "invalid_body"),
+    ],
+)
+def test_a_null_or_empty_field_is_a_400_not_the_default(api, body, code):
+    response = call(api, CREATE, body=body)
+    assert (response["statusCode"], body_of(response)["code"]) == (400, code)
+    assert body_of(call(api, LIST)) == {"reports": [], "next": None}
+
+
+def test_an_empty_limit_is_a_400_not_the_default(api):
+    response = call(api, LIST, query={"limit": ""})
+    assert (response["statusCode"], body_of(response)["code"]) == (400, "invalid_limit")
 
 
 def test_get_returns_the_report_with_a_fresh_url(api, clock):
@@ -277,11 +321,10 @@ def test_other_tenants_reports_are_not_found(api, stack):
     assert response["statusCode"] == 404
     assert body_of(response) == {"error": "report not found", "code": "not_found"}
     assert body_of(call(api, LIST, tenant="globex")) == {"reports": [], "next": None}
-    # A cursor is only good for the tenant it was given to.
-    assert page["next"]
+    # Another tenant's cursor is only a position in the caller's own list.
+    assert page["next"] == page["reports"][0]["id"]
     borrowed = call(api, LIST, tenant="globex", query={"next": page["next"]})
-    assert borrowed["statusCode"] == 400
-    assert body_of(borrowed)["code"] == "invalid_next"
+    assert body_of(borrowed) == {"reports": [], "next": None}
     missing = call(api, GET, path_parameters={"id": "not-an-id"})
     assert missing["statusCode"] == 404
 

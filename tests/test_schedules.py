@@ -70,6 +70,11 @@ def test_a_valid_body_is_normalised():
     assert parse_schedule({k: v for k, v in VALID.items() if k not in ("type", "period")}) == spec()
 
 
+def test_a_whole_number_sent_as_21_0_is_day_21_as_json_schema_counts_integers() -> None:
+    parsed = parse_schedule({**VALID, "frequency": "monthly", "day_of_month": 21.0})
+    assert parsed.day_of_month == 21 and type(parsed.day_of_month) is int
+
+
 @pytest.mark.parametrize(
     ("changes", "code", "message"),
     [
@@ -109,6 +114,11 @@ def test_a_valid_body_is_normalised():
             "day_of_month must be an integer from 1 to 28 (monthly schedules); got 'True'",
         ),
         (
+            {"frequency": "monthly", "day_of_month": 21.5},
+            "invalid_day_of_month",
+            "day_of_month must be an integer from 1 to 28 (monthly schedules); got '21.5'",
+        ),
+        (
             {"frequency": "monthly", "day_of_month": "5"},
             "invalid_day_of_month",
             "day_of_month must be an integer from 1 to 28 (monthly schedules); got '5'",
@@ -135,6 +145,15 @@ def test_a_valid_body_is_normalised():
         ({"type": "full"}, "invalid_type", None),
         ({"period": "0d"}, "invalid_period", None),
         ({"timezone": "CET"}, "invalid_body", None),
+        # An optional field sent as null is not left out (no schema field is nullable).
+        ({"period": ""}, "invalid_period", None),
+        (
+            {"period": None},
+            "invalid_body",
+            "body must be without null fields (leave a field out for its default); got 'period'",
+        ),
+        ({"type": None}, "invalid_body", None),
+        ({"day_of_week": None}, "invalid_body", None),
     ],
 )
 def test_invalid_bodies_name_the_field(changes, code, message):

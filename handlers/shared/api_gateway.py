@@ -157,6 +157,27 @@ def select_route(routes: Iterable[Route], method: str, path: str) -> RouteMatch 
     return RouteMatch(default, {}) if default is not None else None
 
 
+def allowed_methods(routes: Iterable[Route], path: str) -> tuple[str, ...]:
+    """The methods for which API Gateway selects a route other than `$default` for `path`,
+    sorted: what an `Allow` header lists for it. Only named methods: a path an `ANY`
+    route matches never reaches `$default`.
+
+    A route serves its own method only ("Routes consist of two parts: an HTTP
+    method and a resource path", http-api-develop-routes.html), so a `GET`
+    route does not serve `HEAD`.
+    """
+    routes = tuple(routes)
+    methods = {route.method for route in routes if not route.is_default} - {ANY_METHOD}
+    return tuple(
+        sorted(
+            method
+            for method in methods
+            if (match := select_route(routes, method, path)) is not None
+            and not match.route.is_default
+        )
+    )
+
+
 def _variable(segment: str) -> str | None:
     """`{id}` -> `id`, `{proxy+}` -> `proxy+`; None for a literal segment."""
     if segment.startswith("{") and segment.endswith("}"):

@@ -4,6 +4,10 @@ A month is 30 days, so `12m` is 360 days and `13m` is rejected. A window of N
 days ends with the current (partial) UTC day and starts N-1 days before it;
 `previous_window` is the N days before that. How trends compare the two
 without counting today's partial day is in handlers.shared.analytics.
+
+A period that is sent must be one (letters in any case): an empty or padded
+value is a 400 like any other, exactly as the OpenAPI `Period` pattern says;
+leaving the parameter out gives the default.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ MAX_DAYS = 365
 UNIT_DAYS = {"d": 1, "w": 7, "m": 30}
 ALLOWED = "Nd, Nw or Nm (for example 7d, 4w, 3m) covering 1 to 365 days"
 
-_PERIOD = re.compile(r"^([1-9][0-9]{0,2})([dwm])$")
+_PERIOD = re.compile(r"([1-9][0-9]{0,2})([dwm])")
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,10 @@ class Period:
 
 
 def parse_period(raw: str | None, parameter: str = "period") -> Period:
-    """Parses a period; raises ApiError(400) naming the parameter otherwise."""
-    value = DEFAULT_PERIOD if raw is None or raw.strip() == "" else raw.strip().lower()
-    match = _PERIOD.match(value)
+    """Parses a period (None: the default); raises ApiError(400) naming the parameter otherwise."""
+    value = DEFAULT_PERIOD if raw is None else raw.lower()
+    # fullmatch: `$` would also match before a trailing newline.
+    match = _PERIOD.fullmatch(value)
     if not match:
         raise bad_request(parameter, ALLOWED, raw)
     days = int(match.group(1)) * UNIT_DAYS[match.group(2)]

@@ -75,8 +75,11 @@ ROUTES: tuple[Route, ...] = (
 PREFLIGHT_ROUTE = Route("OPTIONS", "/{proxy+}", "query", authorization=NONE)
 
 # Requests that match no route reach the query function through the
-# authorized `$default` route, which answers a JSON 404 in the API's error
-# format (API Gateway's own would be `{"message": "Not Found"}`).
+# authorized `$default` route ("The $default route catches requests that don't
+# explicitly match other routes in your API", http-api-develop-routes.html). It
+# answers in the API's error format (API Gateway's own would be
+# `{"message": "Not Found"}`): 405 with `Allow` for a method that a path of
+# these routes does not serve, else 404.
 DEFAULT_ROUTE = Route("", DEFAULT_ROUTE_KEY, "query")
 
 DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, PREFLIGHT_ROUTE, DEFAULT_ROUTE)

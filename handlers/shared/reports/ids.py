@@ -35,7 +35,8 @@ def new_id(now: dt.datetime | None = None) -> str:
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and _ID.fullmatch(value) is not None  # whole: no "...\n"
+    # fullmatch: `$` would also match before a trailing newline.
+    return isinstance(value, str) and bool(_ID.fullmatch(value))
 
 
 def id_time(value: str) -> dt.datetime:

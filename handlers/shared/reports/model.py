@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from handlers.shared import periods
 from handlers.shared.http import bad_request
@@ -57,6 +57,16 @@ COST_METRIC = "cost"
 
 Number = Decimal | float | int
 ZERO = Decimal(0)
+
+
+def reject_nulls(body: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """ApiError(400 invalid_body) for a field sent as JSON null, naming it: an optional
+    field is left out for its default, as the OpenAPI schemas say (none is nullable)."""
+    for name in sorted(fields):
+        if name in body and body[name] is None:
+            raise bad_request(
+                "body", "without null fields (leave a field out for its default)", name
+            )
 
 
 def parse_format(raw: object, parameter: str = "format") -> str:

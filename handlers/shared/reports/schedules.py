@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.shared.http import bad_request
-from handlers.shared.reports.model import parse_format, parse_period_label, parse_report_type
+from handlers.shared.reports.model import (
+    parse_format,
+    parse_period_label,
+    parse_report_type,
+    reject_nulls,
+)
 from handlers.shared.reports.times import iso_utc
 
 DAILY = "daily"
@@ -107,6 +112,7 @@ def parse_schedule(body: Mapping[str, Any]) -> ScheduleSpec:
         raise bad_request(
             "body", "an object with fields " + ", ".join(sorted(BODY_FIELDS)), unknown[0]
         )
+    reject_nulls(body, BODY_FIELDS)
     frequency = body.get("frequency")
     if frequency not in FREQUENCIES:
         raise bad_request("frequency", "one of daily, weekly, monthly", frequency)
@@ -121,6 +127,10 @@ def parse_schedule(body: Mapping[str, Any]) -> ScheduleSpec:
     elif day_of_week is not None:
         raise bad_request("day_of_week", "omitted unless frequency is weekly", day_of_week)
     if frequency == MONTHLY:
+        # JSON Schema's `integer` is any number with a zero fractional part (JSON
+        # Schema 2020-12 Validation, section 6.1.1), so 21.0 is the 21 the document allows.
+        if isinstance(day_of_month, float) and day_of_month.is_integer():
+            day_of_month = int(day_of_month)
         if (
             isinstance(day_of_month, bool)
             or not isinstance(day_of_month, int)

@@ -18,11 +18,8 @@ and "How TTL works", https://docs.aws.amazon.com/amazondynamodb/latest/developer
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -185,34 +182,19 @@ def expiry_time(created: dt.datetime, retention_days: int) -> dt.datetime:
     return midnight if end == midnight else midnight + dt.timedelta(days=1)
 
 
-def _encode_cursor(last_key: Mapping[str, Any]) -> str:
-    key = deserialize(last_key)
-    payload = json.dumps({"c": key["customer_id"], "r": key["report_id"]}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(tenant: str, cursor: str) -> dict[str, Any]:
-    """The ExclusiveStartKey of a cursor this tenant was given; else ApiError(400)."""
-    invalid = bad_request("next", "the `next` value of a previous page of your reports")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    # RecursionError: a cursor of deeply nested JSON arrays exhausts the decoder's stack.
-    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
-        raise invalid from None
-    if (
-        not isinstance(payload, dict)
-        or set(payload) != {"c", "r"}
-        or payload["c"] != tenant
-        or not is_valid_id(payload["r"])
-    ):
-        raise invalid
-    return serialize({"customer_id": tenant, "report_id": payload["r"]})
+def page_start(raw: str | None) -> str | None:
+    """`next`: a report id, the `next` of the previous page (None: the first page);
+    else ApiError(400)."""
+    if raw is not None and not is_valid_id(raw):
+        raise bad_request("next", "a report id: the `next` value of the previous page", raw)
+    return raw
 
 
 def page_size(raw: str | None) -> int:
-    if raw is None or raw == "":
+    """`limit`: an integer from 1 to MAX_PAGE_SIZE (None: the default); else ApiError(400)."""
+    if raw is None:
         return DEFAULT_PAGE_SIZE
-    # isdigit() alone accepts digits int() rejects, such as '²'.
+    # isdigit() alone accepts digits int() rejects, such as '²'; an empty value is no integer.
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise bad_request("limit", f"an integer from 1 to {MAX_PAGE_SIZE}", raw)
     return int(raw)
@@ -269,14 +251,20 @@ class ReportsTable:
         return ReportRecord.from_item(deserialize(item)) if item else None
 
     def page(
-        self, tenant: str, limit: int, cursor: str | None, now: dt.datetime
+        self, tenant: str, limit: int, after: str | None, now: dt.datetime
     ) -> tuple[list[ReportRecord], str | None]:
-        """One page of unexpired reports, newest first, and the next page's cursor.
+        """One page of the tenant's unexpired reports, newest first, starting after the
+        report id `after` (None: with the newest), and the `next` value: the id of the
+        last report the page's Query evaluated, or None on the last page.
+
+        Ids sort by creation time, so any id is a position in the tenant's list, whether
+        or not it names one of its reports: the key is always the caller's partition,
+        and a Query's ExclusiveStartKey is a position, not an item that must exist.
 
         Expired items that TTL has not deleted yet are filtered out, as AWS
         advises ("Working with expired items", see the module docstring).
         DynamoDB applies `Limit` before the filter, so a page may hold fewer
-        than `limit` reports and still have a next page; `None` means the last.
+        than `limit` reports and still have a next page.
         """
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -289,12 +277,12 @@ class ReportsTable:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if cursor:
-            request["ExclusiveStartKey"] = _decode_cursor(tenant, cursor)
+        if after is not None:
+            request["ExclusiveStartKey"] = serialize({"customer_id": tenant, "report_id": after})
         response = self.client.query(**request)
         records = [ReportRecord.from_item(deserialize(item)) for item in response.get("Items", [])]
         last_key = response.get("LastEvaluatedKey")
-        return records, _encode_cursor(last_key) if last_key else None
+        return records, deserialize(last_key)["report_id"] if last_key else None
 
     def _finish(
         self,
