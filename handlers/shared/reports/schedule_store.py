@@ -232,28 +232,33 @@ class ScheduleStore:
         item: Mapping[str, Any],
         run_id: str,
         next_run: dt.datetime,
-        report_id: str,
+        report_id: str | None,
         now: dt.datetime,
+        status: str = "sent",
     ) -> bool:
-        """Advances the schedule after a sent report and releases the claim."""
+        """Advances the schedule after its run and releases the claim; `report_id` None:
+        the run had no one to send to (`status` says why)."""
+        values: dict[str, Any] = {
+            ":next": iso_utc(next_run),
+            ":status": status,
+            ":now": iso_utc(now),
+            ":zero": 0,
+            ":me": run_id,
+        }
+        report = ""
+        if report_id is not None:
+            report = ", last_report_id = :report"
+            values[":report"] = report_id
         return self._update(
             item,
             UpdateExpression=(
-                "SET next_run = :next, last_status = :sent, last_run_at = :now,"
-                " last_report_id = :report, consecutive_failures = :zero"
-                " REMOVE claim_id, claimed_until, last_error"
+                "SET next_run = :next, last_status = :status, last_run_at = :now,"
+                " consecutive_failures = :zero"
+                + report
+                + " REMOVE claim_id, claimed_until, last_error, run_report_id, run_report_for"
             ),
             ConditionExpression="claim_id = :me",
-            ExpressionAttributeValues=serialize(
-                {
-                    ":next": iso_utc(next_run),
-                    ":sent": "sent",
-                    ":now": iso_utc(now),
-                    ":report": report_id,
-                    ":zero": 0,
-                    ":me": run_id,
-                }
-            ),
+            ExpressionAttributeValues=serialize(values),
         )
 
     def fail(
@@ -263,31 +268,42 @@ class ScheduleStore:
         error: str,
         now: dt.datetime,
         next_run: dt.datetime | None = None,
+        status: str = "failed",
+        report_id: str | None = None,
     ) -> bool:
         """Records a failed run and releases the claim.
 
-        `next_run` None keeps the due run, so the next engine run retries it;
-        a time gives up on this run and waits for that one.
+        `next_run` None keeps the due run, so the next engine run retries it,
+        with the report `report_id` if given (the retry sends the same report
+        to the recipients that did not get it); a time gives up on this run
+        and waits for that one.
         """
         values: dict[str, Any] = {
-            ":failed": "failed",
+            ":failed": status,
             ":error": error[:MAX_ERROR_LENGTH],
             ":now": iso_utc(now),
             ":zero": 0,
             ":me": run_id,
         }
+        removed = "claim_id, claimed_until"
         if next_run is None:
             counter = "consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one"
             values[":one"] = 1
+            if report_id is not None:
+                counter += ", run_report_id = :report, run_report_for = :run"
+                values[":report"] = report_id
+                values[":run"] = item["next_run"]
         else:
             counter = "consecutive_failures = :zero, next_run = :next"
             values[":next"] = iso_utc(next_run)
+            removed += ", run_report_id, run_report_for"
         return self._update(
             item,
             UpdateExpression=(
                 "SET last_status = :failed, last_error = :error, last_run_at = :now, "
                 + counter
-                + " REMOVE claim_id, claimed_until"
+                + " REMOVE "
+                + removed
             ),
             ConditionExpression="claim_id = :me",
             ExpressionAttributeValues=serialize(values),
