@@ -43,7 +43,6 @@ from handlers.shared.mail.links import (
 )
 from handlers.shared.mail.mailer import tenant_of_tags
 from handlers.shared.mail.recipients import RecipientStore
-from handlers.shared.reports.service import client_config
 from handlers.shared.reports.times import utc_now
 
 logger = logging.getLogger(__name__)
@@ -215,6 +214,15 @@ def _is_sns_event(event: Mapping[str, Any]) -> bool:
     )
 
 
+def _client_config() -> Any:
+    """A link click waits for at most a few seconds; standard retries."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+    )
+
+
 _consent: EmailConsent | None = None
 
 
@@ -223,8 +231,8 @@ def _email_consent() -> EmailConsent:
     global _consent
     if _consent is None:
         _consent = EmailConsent.from_environment(
-            boto3.client("dynamodb", config=client_config()),
-            boto3.client("kms", config=client_config()),
+            boto3.client("dynamodb", config=_client_config()),
+            boto3.client("kms", config=_client_config()),
             clock=utc_now,
         )
     return _consent
