@@ -179,7 +179,6 @@ class AnalyticsApi(pulumi.ComponentResource):
         self, name: str, args: AnalyticsApiArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("securebase:analytics:AnalyticsApi", name, None, opts)
-        self._name = name
         settings = args.settings
         self.queue_names = QueueNames.for_prefix(settings.name_prefix)
         self._queues(name, settings)
@@ -227,7 +226,9 @@ class AnalyticsApi(pulumi.ComponentResource):
 
         self._http_api(name, args)
         self.email_feedback_dead_letter_queue = self.email.subscribe(
-            self.functions[EMAIL_CONSENT.key], self._feedback_dead_letter_queue
+            self.functions[EMAIL_CONSENT.key],
+            self.queue_names.email_feedback_dead_letter,
+            DEAD_LETTER_RETENTION_SECONDS,
         )
         self._report_jobs_consumer(name, deployed[REPORT_ENGINE.key])
         self._aggregator_shards_consumer(name, deployed[AGGREGATOR_SHARD.key], settings)
@@ -257,16 +258,6 @@ class AnalyticsApi(pulumi.ComponentResource):
                 self.email_feedback_dead_letter_queue.url
             ),
         }
-
-    def _feedback_dead_letter_queue(self, topic_arn: pulumi.Output[str]) -> aws.sqs.Queue:
-        """Where the feedback topic parks what the function keeps refusing; SNS may
-        send there, for this topic only, over TLS."""
-        return self._queue(
-            f"{self._name}-email-feedback-dlq",
-            self.queue_names.email_feedback_dead_letter,
-            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
-            allow_from_topic=topic_arn,
-        )
 
     def _queues(self, name: str, settings: StackSettings) -> None:
         names = self.queue_names
@@ -323,27 +314,17 @@ class AnalyticsApi(pulumi.ComponentResource):
         )
         return queue, dead_letter
 
-    def _queue(
-        self,
-        resource_name: str,
-        queue_name: str,
-        allow_from_topic: pulumi.Output[str] | None = None,
-        **settings: Any,
-    ) -> aws.sqs.Queue:
-        """An encrypted queue that refuses requests without TLS (and lets the topic
-        `allow_from_topic` send to it, if given)."""
+    def _queue(self, resource_name: str, queue_name: str, **settings: Any) -> aws.sqs.Queue:
+        """An encrypted queue that refuses requests without TLS."""
         child = pulumi.ResourceOptions(parent=self)
         queue = aws.sqs.Queue(
             resource_name, name=queue_name, sqs_managed_sse_enabled=True, **settings, opts=child
         )
-        if allow_from_topic is None:
-            policy = queue.arn.apply(lambda arn: json.dumps(iam.tls_only_policy("sqs:*", arn)))
-        else:
-            policy = pulumi.Output.all(queue.arn, allow_from_topic).apply(
-                lambda values: json.dumps(_topic_dead_letter_policy(*values))
-            )
         aws.sqs.QueuePolicy(
-            f"{resource_name}-tls-only", queue_url=queue.url, policy=policy, opts=child
+            f"{resource_name}-tls-only",
+            queue_url=queue.url,
+            policy=queue.arn.apply(lambda arn: json.dumps(iam.tls_only_policy("sqs:*", arn))),
+            opts=child,
         )
         return queue
 
@@ -614,21 +595,3 @@ class AnalyticsApi(pulumi.ComponentResource):
             )
             for schedule in ANALYTICS_SCHEDULES
         }
-
-
-def _topic_dead_letter_policy(queue_arn: str, topic_arn: str) -> dict[str, Any]:
-    """SNS may park the topic's undeliverable messages here; nobody without TLS."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "TopicDeadLetters",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            },
-            iam.deny_insecure_transport("sqs:*", queue_arn),
-        ],
-    }

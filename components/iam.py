@@ -176,6 +176,7 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
     "email-consent": (
         Grant(("dynamodb:UpdateItem",), ("<table:report-emails>",)),
         Grant(("kms:VerifyMac",), ("<email-link-key>",)),
+        _ASYNC_FAILURES,  # SNS invokes it asynchronously
     ),
     "aggregator": (
         Grant(

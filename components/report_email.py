@@ -8,13 +8,15 @@
 - that topic, encrypted with a customer managed key SES may use, its policy
   (only this account's configuration set publishes, only over TLS), and its
   subscription: the email-consent function, which suppresses the recipient
-  for the tenant; deliveries it keeps failing go to a dead-letter queue.
+  for the tenant; deliveries it keeps failing go to a dead-letter queue,
+  encrypted with the topic's key: SNS can move messages only to a queue
+  encrypted with a customer managed key whose policy lets SNS use it
+  (https://docs.aws.amazon.com/sns/latest/dg/sns-dead-letter-queues.html).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -41,20 +43,28 @@ def link_key_policy(account_id: str) -> dict[str, Any]:
     }
 
 
+def _for_this_account(sid: str, service: str, account_id: str) -> dict[str, Any]:
+    """`service` may encrypt and decrypt with the key, for this account's resources only
+    (aws:SourceAccount: no confused deputy)."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    }
+
+
 def feedback_key_policy(account_id: str) -> dict[str, Any]:
-    """SES encrypts what it publishes to the topic with this key."""
+    """SES encrypts what it publishes to the topic with this key; SNS what it moves to
+    the subscription's dead-letter queue."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             *link_key_policy(account_id)["Statement"],
-            {
-                "Sid": "SesPublishes",
-                "Effect": "Allow",
-                "Principal": {"Service": "ses.amazonaws.com"},
-                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
+            _for_this_account("SesPublishes", "ses.amazonaws.com", account_id),
+            _for_this_account("SnsDeadLetters", "sns.amazonaws.com", account_id),
         ],
     }
 
@@ -98,6 +108,7 @@ class ReportEmailResources:
         prefix = settings.name_prefix
         self.parent = parent
         self.name = name
+        self.account_id = account_id
         self.link_key = aws.kms.Key(
             f"{name}-email-link-key",
             description=f"{prefix} analytics report email links (HMAC)",
@@ -158,11 +169,26 @@ class ReportEmailResources:
     def subscribe(
         self,
         function: aws.lambda_.Function,
-        make_dead_letter_queue: Callable[[str], aws.sqs.Queue],
+        dead_letter_queue_name: str,
+        dead_letter_retention_seconds: int,
     ) -> aws.sqs.Queue:
         """Delivers the topic to `function`; returns the subscription's dead-letter queue."""
         child = pulumi.ResourceOptions(parent=self.parent)
-        dead_letter = make_dead_letter_queue(self.feedback_topic.arn)
+        dead_letter = aws.sqs.Queue(
+            f"{self.name}-email-feedback-dlq",
+            name=dead_letter_queue_name,
+            kms_master_key_id=self.feedback_key.arn,
+            message_retention_seconds=dead_letter_retention_seconds,
+            opts=child,
+        )
+        aws.sqs.QueuePolicy(
+            f"{self.name}-email-feedback-dlq-policy",
+            queue_url=dead_letter.url,
+            policy=pulumi.Output.all(
+                dead_letter.arn, self.feedback_topic.arn, self.account_id
+            ).apply(lambda values: json.dumps(feedback_dead_letter_queue_policy(*values))),
+            opts=child,
+        )
         aws.lambda_.Permission(
             f"{self.name}-email-feedback-invoke",
             function=function.name,
@@ -182,3 +208,27 @@ class ReportEmailResources:
             opts=child,
         )
         return dead_letter
+
+
+def feedback_dead_letter_queue_policy(
+    queue_arn: str, topic_arn: str, account_id: str
+) -> dict[str, Any]:
+    """Only the feedback topic may move undeliverable events here, over TLS
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "FeedbackTopicDeadLetters",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {
+                    "ArnEquals": {"aws:SourceArn": topic_arn},
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                },
+            },
+            iam.deny_insecure_transport("sqs:*", queue_arn),
+        ],
+    }

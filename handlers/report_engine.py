@@ -296,6 +296,10 @@ class ReportEngine:
             return False
         if quota_exceeded:
             telemetry.emit_metric(telemetry.EMAIL_QUOTA_EXCEEDED, 1)
+            logger.warning(
+                "email quota reached",
+                extra={"customer_id": tenant, "schedule_id": item["schedule_id"]},
+            )
             self.schedules.fail(
                 item,
                 run_id,

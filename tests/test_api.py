@@ -49,14 +49,25 @@ EXPECTED_ROUTES = {
     "GET /analytics/schedules": "report-engine",
     "GET /analytics/schedules/{id}": "report-engine",
     "DELETE /analytics/schedules/{id}": "report-engine",
+    # The links in report emails, without the authorizer: each verifies its signed token.
+    "GET /email/confirm": "email-consent",
+    "POST /email/confirm": "email-consent",
+    "GET /email/unsubscribe": "email-consent",
+    "POST /email/unsubscribe": "email-consent",
     # Browsers' CORS preflights, without the authorizer: the query function answers 204.
     "OPTIONS /{proxy+}": "query",
     # Every other path: the query function answers the API's JSON 404.
     "$default": "query",
 }
-# The only route API Gateway serves without the authorizer. Routes that verify a
-# signed link themselves may join it; nothing else may.
-EXPECTED_UNAUTHENTICATED = ("OPTIONS /{proxy+}",)
+# The routes API Gateway serves without the authorizer: the preflight, and the
+# routes that verify a signed link themselves; nothing else may join them.
+EXPECTED_UNAUTHENTICATED = (
+    "GET /email/confirm",
+    "POST /email/confirm",
+    "GET /email/unsubscribe",
+    "POST /email/unsubscribe",
+    "OPTIONS /{proxy+}",
+)
 
 
 @pytest.fixture(scope="module", params=STACKS)

@@ -416,7 +416,19 @@ def test_a_failed_aggregator_shard_raises_an_alarm_within_the_hour(deployment):
     assert alarm["alarmActions"] == alarm["okActions"] == [topic_arn(deployment)]
 
 
-@pytest.mark.parametrize("queue", ["report-jobs-dlq", "aggregator-shards-dlq", "async-failures"])
+def test_a_tenant_reaching_its_daily_email_quota_raises_an_alarm(deployment):
+    alarm = alarms(deployment)[f"{prefix(deployment)}-analytics-email-quota-exceeded"]
+    assert alarm["namespace"] == "SecureBase/Analytics"
+    assert alarm["metricName"] == "EmailQuotaExceeded"
+    assert alarm["dimensions"] == {"Environment": deployment.stack}
+    assert (alarm["statistic"], alarm["period"]) == ("Sum", 3600)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["alarmActions"] == alarm["okActions"] == [topic_arn(deployment)]
+
+
+@pytest.mark.parametrize(
+    "queue", ["report-jobs-dlq", "aggregator-shards-dlq", "async-failures", "email-feedback-dlq"]
+)
 def test_dead_letter_queues_alarm_as_soon_as_anything_lands(deployment, queue):
     queue_name = f"{prefix(deployment)}-analytics-{queue}"
     alarm = alarms(deployment)[f"{queue_name}-not-empty"]

@@ -16,7 +16,7 @@ from handlers.shared.env import MissingEnvironment
 from handlers.shared.http import handle
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.model import CONTENT_TYPES
-from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE, ReportService
+from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE
 from handlers.shared.reports.store import (
     MULTIPART_THRESHOLD_BYTES,
     ReportObjects,

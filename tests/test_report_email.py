@@ -220,6 +220,47 @@ def test_another_tenants_link_confirms_nothing_of_ours(engine, stack):
     assert states(engine, theirs["id"], "globex")[OUTSIDER] == "confirmed"
 
 
+def test_concurrent_clicks_on_one_confirmation_link_confirm_once(engine, stack):
+    create_schedule(engine, recipients=[OUTSIDER])
+    [confirmation] = sent_emails(OUTSIDER)
+    start = threading.Barrier(6)
+    statuses = []
+
+    def click():
+        start.wait()
+        statuses.append(follow(stack, confirmation["confirm_url"])["statusCode"])
+
+    threads = [threading.Thread(target=click) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] + [410] * 5
+
+
+def test_a_tenant_cannot_unsubscribe_another_tenants_recipient(engine, stack):
+    """acme holds a genuine unsubscribe link for the address; rewritten for globex it is refused."""
+    create_schedule(engine, recipients=["cfo@acme.example"])
+    theirs = create_schedule(engine, tenant="globex", recipients=["cfo@acme.example"])
+    follow(stack, sent_emails("cfo@acme.example")[-1]["confirm_url"])  # globex's confirmation
+    run(stack, RUN_AT)
+    acme_report = next(
+        email
+        for email in sent_emails("cfo@acme.example")
+        if email["kind"] == "report" and "acme" in email["subject"]
+    )
+    token = parse_qs(urlsplit(acme_report["unsubscribe_url"]).query)["token"][0]
+
+    forged = handle(
+        api_event("POST /email/unsubscribe", "", query={"token": forge(token, t="globex")}),
+        consent(stack).routes,
+    )
+
+    assert (forged["statusCode"], body_of(forged)["code"]) == (400, "invalid_link")
+    assert states(engine, theirs["id"], "globex")["cfo@acme.example"] == "confirmed"
+
+
 def test_concurrent_creates_naming_one_outsider_send_one_confirmation(stack):
     start = threading.Barrier(8)
     statuses = []

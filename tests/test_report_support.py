@@ -197,7 +197,6 @@ def api_event(
     route_key: str,
     tenant: str,
     *,
-    subject: str = "user-1",
     path_parameters: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
     body: Any = None,
