@@ -212,9 +212,7 @@ def schedule_count(stack, tenant):
 
 
 def test_concurrent_creates_never_pass_the_schedule_cap(stack):
-    engine = report_engine.ReportEngine.from_environment(
-        AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: NOW
-    )
+    engine = make_engine(stack, dynamodb=AtomicWrites(stack.dynamodb))
     for _ in range(MAX_SCHEDULES_PER_TENANT - 5):
         create_schedule(engine)
     statuses = []
@@ -232,6 +230,26 @@ def test_concurrent_creates_never_pass_the_schedule_cap(stack):
 
     assert sorted(statuses) == [201] * 5 + [409] * 15
     assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_a_tenants_first_creates_all_succeed_while_they_race_to_start_its_counter(stack):
+    """Each finds no counter; whichever starts it, the others are under the cap and retry."""
+    engine = make_engine(stack, dynamodb=AtomicWrites(stack.dynamodb))
+    statuses = []
+    start = threading.Barrier(8)
+
+    def create():
+        start.wait()
+        statuses.append(call(engine, CREATE, body=DAILY)["statusCode"])
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 8
+    assert schedule_count(stack, "acme") == 8
 
 
 def test_deleting_a_schedule_frees_its_place_under_the_cap(engine, stack):
@@ -473,9 +491,7 @@ class ConflictingOnce:
 def test_a_transaction_cancelled_by_a_concurrent_one_is_tried_again(stack):
     create_schedule(make_engine(stack))  # the counter exists
     conflicting = ConflictingOnce(stack.dynamodb)
-    engine = report_engine.ReportEngine.from_environment(
-        conflicting, stack.s3, stack.ses, clock=lambda: NOW
-    )
+    engine = make_engine(stack, dynamodb=conflicting)
 
     assert create_schedule(engine)
     assert conflicting.transactions == 2
