@@ -83,7 +83,7 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
         *data_key,
     ]
     send_failure = allow(["sqs:SendMessage"], [queue("async-failures")])
-    email_link_key = arn("kms", "key/analytics-email-link-key-id")
+    email_link_key = arn("kms", "key/analytics-api-email-link-key-key-id")
 
     return {
         f"{prefix}-analytics-authorizer": [
