@@ -10,14 +10,20 @@ report-emails table and verify link MACs):
   pending recipient (once, while the link is live); `POST
   /email/unsubscribe` suppresses the recipient for that tenant. The POST is
   also RFC 8058's one-click request (body `List-Unsubscribe=One-Click`),
-  which mail clients send to the `List-Unsubscribe` URL. A GET changes
+  which mail clients send to the `List-Unsubscribe` URL
+  (https://www.rfc-editor.org/rfc/rfc8058, section 3.1); the body is not
+  needed: the signed token alone says who to unsubscribe. A GET changes
   nothing, so mail scanners that fetch links cannot confirm or unsubscribe
   anyone.
 - SNS: the configuration set's event destination publishes bounces and
   complaints; a permanent bounce or any complaint suppresses the recipient
   for the tenant the message's tag names. Transient bounces (a full mailbox,
-  a busy server) are left to SES's own retries.
-  https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html
+  a busy server) are left to SES's own retries. The event's shape (`eventType`
+  Bounce / Complaint, `bounce.bounceType`, `bounce.bouncedRecipients[].emailAddress`,
+  `complaint.complainedRecipients[].emailAddress`, `mail.tags` as lists of
+  strings):
+  https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html,
+  examples: https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-examples.html
 """
 
 from __future__ import annotations

@@ -4,13 +4,21 @@ Every email is sent with SES `SendRawEmail`, because only raw content may
 carry custom headers (SES header fields:
 https://docs.aws.amazon.com/ses/latest/dg/header-fields.html lists
 List-Unsubscribe and List-Unsubscribe-Post among the headers SES accepts).
-Each email carries RFC 8058 one-click unsubscribe: `List-Unsubscribe:
+Each email carries RFC 8058 one-click unsubscribe
+(https://www.rfc-editor.org/rfc/rfc8058: an HTTPS URI in `List-Unsubscribe`
+and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`; the receiver POSTs
+that body to the URI, which must then unsubscribe without further
+interaction): `List-Unsubscribe:
 <https://.../email/unsubscribe?token=...>` and `List-Unsubscribe-Post:
 List-Unsubscribe=One-Click`, in that order, as AWS's guide describes
 (https://aws.amazon.com/blogs/messaging-and-targeting/using-one-click-unsubscribe-with-amazon-ses/).
 
-Every send names the stack's configuration set, whose event destination
-publishes bounces and complaints to SNS, and tags the message with the tenant
+Every send names the stack's configuration set
+(https://docs.aws.amazon.com/ses/latest/dg/using-configuration-sets.html),
+whose event destination publishes bounces and complaints to SNS, and tags
+the message with the tenant (SES publishes a configuration set's message
+tags in every event, `mail.tags`:
+https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-examples.html)
 so the feedback function knows whose recipient to suppress. Tag values may
 hold only ASCII letters, digits, `_` and `-`
 (https://docs.aws.amazon.com/ses/latest/APIReference/API_MessageTag.html);
