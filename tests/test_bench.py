@@ -65,6 +65,7 @@ ISSUE_KEYS = {
             "report_engine",
             "aggregator",
             "aggregator_shard",
+            "email_consent",
             "phase2_monitor",
             "layer",
         )
