@@ -32,6 +32,7 @@ from components.functions import (
     ANALYTICS_FUNCTIONS,
     ARCHITECTURE,
     AUTHORIZER,
+    EMAIL_CONSENT,
     FUNCTIONS_BY_KEY,
     QUERY,
     REPORT_ENGINE,
@@ -41,6 +42,7 @@ from components.functions import (
 )
 from components.observability import ACCESS_LOG_KEY, API_STAGE
 from components.packaging import layer_archive
+from components.report_email import ReportEmailResources
 from components.settings import StackSettings
 from handlers.shared import env
 from handlers.shared.api_gateway import cors_configuration
@@ -111,6 +113,7 @@ class QueueNames:
     aggregator_shards: str
     aggregator_shards_dead_letter: str
     async_failures: str
+    email_feedback_dead_letter: str
 
     @classmethod
     def for_prefix(cls, name_prefix: str) -> QueueNames:
@@ -120,6 +123,7 @@ class QueueNames:
             aggregator_shards=f"{name_prefix}-analytics-aggregator-shards",
             aggregator_shards_dead_letter=f"{name_prefix}-analytics-aggregator-shards-dlq",
             async_failures=f"{name_prefix}-analytics-async-failures",
+            email_feedback_dead_letter=f"{name_prefix}-analytics-email-feedback-dlq",
         )
 
     @property
@@ -129,6 +133,7 @@ class QueueNames:
             self.report_jobs_dead_letter,
             self.aggregator_shards_dead_letter,
             self.async_failures,
+            self.email_feedback_dead_letter,
         )
 
 
@@ -166,6 +171,8 @@ class AnalyticsApi(pulumi.ComponentResource):
     aggregator_shards_queue: aws.sqs.Queue
     aggregator_shards_dead_letter_queue: aws.sqs.Queue
     async_failures_queue: aws.sqs.Queue
+    email_feedback_dead_letter_queue: aws.sqs.Queue
+    email: ReportEmailResources
     schedules: dict[str, aws.scheduler.Schedule]
 
     def __init__(
@@ -180,6 +187,10 @@ class AnalyticsApi(pulumi.ComponentResource):
             for layer in dict.fromkeys(layer for s in ANALYTICS_FUNCTIONS for layer in s.layers)
         }
 
+        self.email = ReportEmailResources(name, settings, args.account_id, parent=self)
+        # Created before the functions: the report engine's links point at it.
+        self._api_resource(name, settings)
+
         policy_values: dict[str, pulumi.Input[str] | None] = {
             **{f"table:{key}": table.arn for key, table in args.tables.items()},
             "customers-table": settings.phase2_customers_table,
@@ -190,6 +201,8 @@ class AnalyticsApi(pulumi.ComponentResource):
             "queue:async-failures": self.async_failures_queue.arn,
             "ses-identity": settings.ses_identity,
             "report-sender": settings.report_sender,
+            "ses-configuration-set": self.email.configuration_set.name,
+            "email-link-key": self.email.link_key.arn,
             "jwt-secret-name": settings.jwt.secret_name,
         }
         deployed = {
@@ -212,6 +225,11 @@ class AnalyticsApi(pulumi.ComponentResource):
         self.functions = {key: d.function for key, d in deployed.items()}
 
         self._http_api(name, args)
+        self.email_feedback_dead_letter_queue = self.email.subscribe(
+            self.functions[EMAIL_CONSENT.key],
+            self.queue_names.email_feedback_dead_letter,
+            DEAD_LETTER_RETENTION_SECONDS,
+        )
         self._report_jobs_consumer(name, deployed[REPORT_ENGINE.key])
         self._aggregator_shards_consumer(name, deployed[AGGREGATOR_SHARD.key], settings)
         self._schedules(name, args)
@@ -236,6 +254,9 @@ class AnalyticsApi(pulumi.ComponentResource):
                 self.aggregator_shards_dead_letter_queue.url
             ),
             self.queue_names.async_failures: self.async_failures_queue.url,
+            self.queue_names.email_feedback_dead_letter: (
+                self.email_feedback_dead_letter_queue.url
+            ),
         }
 
     def _queues(self, name: str, settings: StackSettings) -> None:
@@ -374,6 +395,18 @@ class AnalyticsApi(pulumi.ComponentResource):
                 **reporting,
                 env.SCHEDULES_TABLE: tables["report-schedules"],
                 env.REPORT_SENDER: settings.report_sender,
+                env.REPORT_EMAILS_TABLE: tables["report-emails"],
+                env.CUSTOMERS_TABLE: settings.phase2_customers_table,
+                env.REPORT_RECIPIENT_DOMAINS: ",".join(settings.report_recipient_domains),
+                env.REPORT_EMAILS_PER_DAY: str(settings.report_emails_per_day),
+                env.SES_CONFIGURATION_SET: self.email.configuration_set.name,
+                env.EMAIL_LINK_KEY_ID: self.email.link_key.arn,
+                env.EMAIL_LINKS_BASE_URL: self.api_url,
+            }
+        if spec.key == EMAIL_CONSENT.key:
+            return {
+                env.REPORT_EMAILS_TABLE: tables["report-emails"],
+                env.EMAIL_LINK_KEY_ID: self.email.link_key.arn,
             }
         usage = settings.usage_source
         scaling = settings.aggregator
@@ -400,8 +433,7 @@ class AnalyticsApi(pulumi.ComponentResource):
             env.AGGREGATOR_TENANTS_PER_SHARD: str(scaling.tenants_per_shard),
         }
 
-    def _http_api(self, name: str, args: AnalyticsApiArgs) -> None:
-        settings = args.settings
+    def _api_resource(self, name: str, settings: StackSettings) -> None:
         child = pulumi.ResourceOptions(parent=self)
         # API Gateway adds these headers to every response for a configured
         # origin (handlers.shared.api_gateway, which the local front door uses).
@@ -421,6 +453,10 @@ class AnalyticsApi(pulumi.ComponentResource):
         )
         self.api_id = self.api.id
         self.api_url = self.api.api_endpoint
+
+    def _http_api(self, name: str, args: AnalyticsApiArgs) -> None:
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
         execution_arn = self.api.execution_arn
 
         authorizer_function = self.functions[AUTHORIZER.key]

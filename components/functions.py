@@ -100,6 +100,15 @@ AGGREGATOR_SHARD = FunctionSpec(
     memory_mb=1024,
     timeout_seconds=120,
 )
+# The links in report emails (confirm, unsubscribe) and SES's bounce and
+# complaint events: one conditional write and one KMS call each.
+EMAIL_CONSENT = FunctionSpec(
+    key="email-consent",
+    module="handlers.email_consent",
+    memory_mb=256,
+    timeout_seconds=10,
+    asynchronous=True,  # SNS invokes it asynchronously
+)
 PHASE2_MONITOR = FunctionSpec(
     key="phase2-monitor",
     module="handlers.phase2_monitor",
@@ -117,6 +126,7 @@ ANALYTICS_FUNCTIONS: tuple[FunctionSpec, ...] = (
     REPORT_ENGINE,
     AGGREGATOR,
     AGGREGATOR_SHARD,
+    EMAIL_CONSENT,
 )
 ALL_FUNCTIONS: tuple[FunctionSpec, ...] = (*ANALYTICS_FUNCTIONS, PHASE2_MONITOR)
 FUNCTIONS_BY_KEY = {spec.key: spec for spec in ALL_FUNCTIONS}

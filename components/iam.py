@@ -19,6 +19,8 @@ Placeholders (all required unless a grant names it in `only_if`):
     <data-key>                the production data key ARN (absent in staging: SSE-S3)
     <queue:KEY>               a queue ARN (report-jobs, aggregator-shards, async-failures)
     <ses-identity>            the SES identity reports are sent from, and <report-sender>
+    <ses-configuration-set>   the configuration set every report email is sent with
+    <email-link-key>          the KMS HMAC key that signs the links in report emails
     <jwt-secret-name>         the HS256 signing secret (absent when tokens are checked with JWKS)
     <monitor-bucket>          the Phase 2 monitor's bucket ARN
     <alerts-topic>            the alerts topic ARN, and <alerts-key> the key it is encrypted with
@@ -127,17 +129,39 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
         ),
         Grant(("dynamodb:Query",), (f"<table:report-schedules>/index/{DUE_SCHEDULES_INDEX.name}",)),
         *_REPORT_OBJECTS,
-        # One plain SendEmail per recipient, only from the configured sender. When
-        # the sender address is itself a verified identity SES authorizes against it,
-        # not its domain ("policies that you attach to email address identities take
+        # Recipients' consent, deliveries and daily counts.
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ),
+            ("<table:report-emails>",),
+        ),
+        # A tenant's name and email domains.
+        Grant(
+            ("dynamodb:GetItem",),
+            ("arn:aws:dynamodb:<region>:<account>:table/<customers-table>",),
+        ),
+        # Signs the confirm and unsubscribe links.
+        Grant(("kms:GenerateMac",), ("<email-link-key>",)),
+        # One SendRawEmail per recipient (raw: the List-Unsubscribe headers), only
+        # from the configured sender, with the configuration set; SendRawEmail
+        # authorizes the identity and the configuration set
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonses.html).
+        # When the sender address is itself a verified identity SES authorizes against
+        # it, not its domain ("policies that you attach to email address identities take
         # precedence over policies that you attach to their corresponding domain
         # identities", https://docs.aws.amazon.com/ses/latest/dg/sending-authorization-identity-owner-tasks-policy.html):
         # both identities are granted, and ses:FromAddress pins the sender.
         Grant(
-            ("ses:SendEmail",),
+            ("ses:SendRawEmail",),
             (
                 "arn:aws:ses:<region>:<account>:identity/<ses-identity>",
                 "arn:aws:ses:<region>:<account>:identity/<report-sender>",
+                "arn:aws:ses:<region>:<account>:configuration-set/<ses-configuration-set>",
             ),
             condition={"StringEquals": {"ses:FromAddress": "<report-sender>"}},
         ),
@@ -147,6 +171,12 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
             ("<queue:report-jobs>",),
         ),
         _ASYNC_FAILURES,
+    ),
+    # Signed links confirm or suppress a recipient; SES feedback suppresses one.
+    "email-consent": (
+        Grant(("dynamodb:UpdateItem",), ("<table:report-emails>",)),
+        Grant(("kms:VerifyMac",), ("<email-link-key>",)),
+        _ASYNC_FAILURES,  # SNS invokes it asynchronously
     ),
     "aggregator": (
         Grant(

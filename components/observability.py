@@ -46,6 +46,7 @@ from handlers.shared.telemetry import (
     AGGREGATOR_SHARD_FAILURES,
     AGGREGATOR_TENANT_FAILURES,
     DEFAULT_METRICS_NAMESPACE,
+    EMAIL_QUOTA_EXCEEDED,
     REPORT_FAILURES,
     REPORTS_GENERATED,
 )
@@ -383,6 +384,17 @@ class AnalyticsObservability(pulumi.ComponentResource):
             threshold=thresholds.failed_reports_per_hour,
             metric=Metric(DEFAULT_METRICS_NAMESPACE, REPORT_FAILURES, environment, "Sum", ONE_HOUR),
         )
+        factory.create(
+            "email-quota-exceeded",
+            "A tenant sent its emails for the UTC day (reportEmailsPerDay): scheduled runs "
+            "stopped sending (last_status quota_exceeded). A tenant that keeps reaching it may "
+            "be mailing more people than it should.",
+            comparison="GreaterThanThreshold",
+            threshold=0,
+            metric=Metric(
+                DEFAULT_METRICS_NAMESPACE, EMAIL_QUOTA_EXCEEDED, environment, "Sum", ONE_HOUR
+            ),
+        )
         hours = thresholds.aggregator_missing_hours
         factory.create(
             "aggregator-not-running",
@@ -459,6 +471,7 @@ class AnalyticsObservability(pulumi.ComponentResource):
                     for metric in (
                         REPORTS_GENERATED,
                         REPORT_FAILURES,
+                        EMAIL_QUOTA_EXCEEDED,
                         AGGREGATOR_RUNS,
                         AGGREGATOR_TENANT_FAILURES,
                         AGGREGATOR_SHARD_FAILURES,

@@ -163,6 +163,9 @@ class StackSettings:
     report_max_pending_per_tenant: int
     report_sender: str
     ses_identity: str
+    # Domains every tenant may email reports to without the recipient confirming.
+    report_recipient_domains: tuple[str, ...]
+    report_emails_per_day: int  # per tenant and UTC day, confirmations included
     phase2_customers_table: str
     cost_refresh_hours: int
     cache_ttl_seconds: int
@@ -399,6 +402,10 @@ def parse_settings(lookup: Callable[[str], str | None], stack: str) -> StackSett
         ses_identity=values.string(
             "sesIdentity", _DOMAIN, "the SES-verified domain the sender belongs to"
         ),
+        report_recipient_domains=values.string_list(
+            "reportRecipientDomains", _DOMAIN, "domain names", 0, 20, default=()
+        ),
+        report_emails_per_day=values.integer("reportEmailsPerDay", 200, low=1, high=10000),
         phase2_customers_table=values.string(
             "phase2CustomersTable", _AWS_NAME, "a DynamoDB table name"
         ),

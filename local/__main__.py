@@ -68,7 +68,9 @@ def start(
     running.callback(emulator.stop)
     emulator.use()
     progress(f"Started the AWS emulator (moto) on {emulator.endpoint}")
-    os.environ.update(provision(config.jwt_secret))
+    host, port = server.server_address[:2]
+    base_url = f"http://{host}:{port}"
+    os.environ.update(provision(config.jwt_secret, base_url))
     progress(
         "Created the analytics tables, the reports bucket, the JWT secret and the report-jobs queue"
     )
@@ -96,8 +98,6 @@ def start(
     running.callback(poller.join, timeout=5)
     running.callback(stop_polling.set)
 
-    host, port = server.server_address[:2]
-    base_url = f"http://{host}:{port}"
     token = mint("acme", config.jwt_secret)
     progress("")
     progress(
@@ -110,7 +110,8 @@ def start(
     progress(f"  curl -s -H 'Authorization: Bearer {token}' '{base_url}/analytics/usage?period=7d'")
     progress(
         f"  Local only: POST {base_url}/_local/report-engine/run[?now=<ISO time>] runs the"
-        f" report engine; GET {base_url}/_local/emails lists what it emailed."
+        f" report engine; GET {base_url}/_local/emails lists what it emailed"
+        " (confirmations and reports, with their confirm and unsubscribe links)."
     )
     progress("Press Ctrl-C to stop.")
 

@@ -6,7 +6,10 @@
   due by then without waiting for it; the reports cover the window ending
   that day. Answers the run's summary: `{due, sent, failed, skipped, deferred}`.
 - `GET /_local/emails`: what the report engine emailed (SES in the
-  emulator), oldest first; `?to=<address>` keeps one recipient's.
+  emulator), oldest first; `?to=<address>` keeps one recipient's. Each
+  shows its kind (`confirm`, `report`), its one-click unsubscribe headers
+  and the links in it (`confirm_url`, `unsubscribe_url`), which work
+  against the front door.
 - `POST /_local/report-jobs/pause` and `/resume`: stop and restart handing
   deferred reports to the report engine (they stay queued and pending
   meanwhile; pause answers once the job in progress is done), e.g. to watch

@@ -22,14 +22,22 @@ class Tenant:
     name: str
     aws_account_id: str
     status: str = "active"
+    # Reports to this address's domain go out without confirmation.
+    contact_email: str = ""
 
 
 # acme and globex have 90 days of data; initech is suspended, so the
 # aggregator must skip it.
 TENANTS = (
-    Tenant("acme", "Acme Corporation", "111111111111"),
-    Tenant("globex", "Globex Corporation", "222222222222"),
-    Tenant("initech", "Initech", "333333333333", status="suspended"),
+    Tenant("acme", "Acme Corporation", "111111111111", contact_email="admin@acme.example.com"),
+    Tenant("globex", "Globex Corporation", "222222222222", contact_email="it@globex.example.com"),
+    Tenant(
+        "initech",
+        "Initech",
+        "333333333333",
+        status="suspended",
+        contact_email="it@initech.example.com",
+    ),
 )
 BACKFILL_DAYS = 90
 

@@ -40,6 +40,8 @@ JWT_SECRET_NAME = f"securebase/{ENVIRONMENT}/jwt-signing-key"
 REPORT_JOBS_QUEUE = f"{PREFIX}-analytics-report-jobs"
 SENDER_DOMAIN = "local.securebase.example.com"
 REPORT_SENDER = f"reports@{SENDER_DOMAIN}"
+CONFIGURATION_SET = f"{PREFIX}-report-email"
+EMAILS_PER_DAY = 200  # the deployed default
 CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
 REPORT_RETENTION_DAYS = 90
 # Far below the deployed 20 s, so that large reports (every PDF, a detailed
@@ -124,8 +126,11 @@ class Emulator:
             process.wait()
 
 
-def provision(jwt_secret: str) -> dict[str, str]:
-    """Creates the stack's resources in the emulator; returns the handlers' environment."""
+def provision(jwt_secret: str, links_base_url: str) -> dict[str, str]:
+    """Creates the stack's resources in the emulator; returns the handlers' environment.
+
+    `links_base_url`: where the front door listens, which the links in emails name.
+    """
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     tables = create_tables(dynamodb, ENVIRONMENT)
     dynamodb.create_table(
@@ -142,6 +147,7 @@ def provision(jwt_secret: str) -> dict[str, str]:
                 "name": {"S": tenant.name},
                 "aws_account_id": {"S": tenant.aws_account_id},
                 "status": {"S": tenant.status},
+                "contact_email": {"S": tenant.contact_email},
             },
         )
 
@@ -164,7 +170,12 @@ def provision(jwt_secret: str) -> dict[str, str]:
             ),
         },
     )["QueueUrl"]
-    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=SENDER_DOMAIN)
+    ses = boto3.client("ses", region_name=REGION)
+    ses.verify_domain_identity(Domain=SENDER_DOMAIN)
+    ses.create_configuration_set(ConfigurationSet={"Name": CONFIGURATION_SET})
+    link_key = boto3.client("kms", region_name=REGION).create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="email link MACs"
+    )["KeyMetadata"]["KeyId"]
 
     return {
         env.ENVIRONMENT: ENVIRONMENT,
@@ -186,6 +197,11 @@ def provision(jwt_secret: str) -> dict[str, str]:
         env.REPORT_JOBS_QUEUE_URL: jobs,
         env.REPORT_SYNC_BUDGET_SECONDS: str(REPORT_SYNC_BUDGET_SECONDS),
         env.REPORT_SENDER: REPORT_SENDER,
+        env.REPORT_EMAILS_TABLE: tables["report-emails"],
+        env.REPORT_EMAILS_PER_DAY: str(EMAILS_PER_DAY),
+        env.SES_CONFIGURATION_SET: CONFIGURATION_SET,
+        env.EMAIL_LINK_KEY_ID: link_key,
+        env.EMAIL_LINKS_BASE_URL: links_base_url,
         env.USAGE_NAMESPACE: "SecureBase/Platform",
         env.USAGE_TENANT_DIMENSION: "CustomerId",
         env.USAGE_METRIC_NAMES: json.dumps(
@@ -229,7 +245,7 @@ def _create_reports_bucket(s3) -> None:
 
 
 def sent_emails(recipient: str | None = None) -> list[dict[str, Any]]:
-    """The emails SES accepted (the report engine's), oldest first; only `recipient`'s if given.
+    """The emails SES accepted, oldest first; only `recipient`'s if given.
 
     moto keeps them in the emulator's process, which lists them
     (local.emulator_server.sent_emails).

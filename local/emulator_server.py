@@ -25,17 +25,21 @@ open a new connection to it for every call.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import functools
 import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from handlers.shared.mail.mailer import KIND_HEADER
 from local.config import ACCOUNT_ID, REGION
 
 logger = logging.getLogger(__name__)
@@ -47,25 +51,49 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+def describe_email(message: Any) -> dict[str, Any] | None:
+    """One email SES accepted, as `GET /_local/emails` shows it; None for what is not one.
+
+    The service sends raw MIME only (handlers.shared.mail.mailer):
+    the kind, both parts and the one-click unsubscribe headers are read back
+    from it, and the links a person would follow are picked out.
+    """
+    from moto.ses.models import RawMessage
+
+    if not isinstance(message, RawMessage):
+        return None
+    parsed = email.message_from_string(message.raw_data, policy=email.policy.default)
+    text = parsed.get_body(("plain",))
+    markup = parsed.get_body(("html",))
+    unsubscribe = str(parsed.get("List-Unsubscribe", "")).strip("<>")
+    described = {
+        "id": message.id,
+        "kind": parsed.get(KIND_HEADER),
+        "from": message.source,
+        # moto adds the To header's addresses to the Destinations given.
+        "to": list(dict.fromkeys(message.destinations)),
+        "subject": str(parsed["Subject"]),
+        "text": text.get_content() if text else "",
+        "html": markup.get_content() if markup else "",
+        "list_unsubscribe": parsed.get("List-Unsubscribe"),
+        "list_unsubscribe_post": parsed.get("List-Unsubscribe-Post"),
+        "unsubscribe_url": unsubscribe or None,
+    }
+    confirm = re.search(r"https?://\S+/email/confirm\?token=\S+", described["text"])
+    if confirm:
+        described["confirm_url"] = confirm.group(0)
+    return described
+
+
 def sent_emails(recipient: str | None = None) -> list[dict[str, Any]]:
     """The emails moto's SES accepted in this process, oldest first; only `recipient`'s if given."""
-    from moto.ses.models import Message, ses_backends
+    from moto.ses.models import ses_backends
 
     emails = []
     for message in ses_backends[ACCOUNT_ID][REGION].sent_messages:
-        if not isinstance(message, Message):
-            continue
-        to = list(message.destinations.get("ToAddresses", []))
-        if recipient is None or recipient in to:
-            emails.append(
-                {
-                    "id": message.id,
-                    "from": message.source,
-                    "to": to,
-                    "subject": message.subject,
-                    "html": message.body,
-                }
-            )
+        described = describe_email(message)
+        if described is not None and (recipient is None or recipient in described["to"]):
+            emails.append(described)
     return emails
 
 

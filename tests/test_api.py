@@ -57,14 +57,25 @@ EXPECTED_ROUTES = {
     "GET /analytics/schedules": "report-engine",
     "GET /analytics/schedules/{id}": "report-engine",
     "DELETE /analytics/schedules/{id}": "report-engine",
+    # The links in report emails, without the authorizer: each verifies its signed token.
+    "GET /email/confirm": "email-consent",
+    "POST /email/confirm": "email-consent",
+    "GET /email/unsubscribe": "email-consent",
+    "POST /email/unsubscribe": "email-consent",
     # Browsers' CORS preflights, without the authorizer: the query function answers 204.
     "OPTIONS /{proxy+}": "query",
     # Every other path: the query function answers the API's JSON 404.
     "$default": "query",
 }
-# The only route API Gateway serves without the authorizer. Routes that verify a
-# signed link themselves may join it; nothing else may.
-EXPECTED_UNAUTHENTICATED = ("OPTIONS /{proxy+}",)
+# The routes API Gateway serves without the authorizer: the preflight, and the
+# routes that verify a signed link themselves; nothing else may join them.
+EXPECTED_UNAUTHENTICATED = (
+    "GET /email/confirm",
+    "POST /email/confirm",
+    "GET /email/unsubscribe",
+    "POST /email/unsubscribe",
+    "OPTIONS /{proxy+}",
+)
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -198,7 +209,7 @@ def test_the_authorizer_checks_the_authorization_header_and_caches_five_minutes(
 
 def test_integrations_are_lambda_proxy_v2_within_the_gateway_limit(deployment):
     integrations = deployment.of_type(INTEGRATION)
-    assert len(integrations) == 3
+    assert len(integrations) == 4
     for integration in integrations:
         inputs = integration.inputs
         target = deployment.one(
@@ -337,6 +348,7 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
         ),
     }
     common = {"ENVIRONMENT": env, "LOG_LEVEL": "INFO", "METRICS_NAMESPACE": "SecureBase/Analytics"}
+    email_link_key = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/analytics-api-email-link-key-key-id"
     aggregating = {
         "METRICS_TABLE": f"{prefix}-metrics",
         "USAGE_NAMESPACE": "SecureBase/Platform",
@@ -383,6 +395,17 @@ def expected_environment(env: str, key: str) -> dict[str, str]:
             **reports,
             "REPORT_SENDER": f"reports@{domain}",
             "CORS_ALLOWED_ORIGINS": cors,
+            "REPORT_EMAILS_TABLE": f"{prefix}-report-emails",
+            "CUSTOMERS_TABLE": f"{prefix}-customers",
+            "REPORT_RECIPIENT_DOMAINS": "",
+            "REPORT_EMAILS_PER_DAY": "200",
+            "SES_CONFIGURATION_SET": f"{prefix}-analytics-report-email",
+            "EMAIL_LINK_KEY_ID": email_link_key,
+            "EMAIL_LINKS_BASE_URL": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com",
+        },
+        "email-consent": {
+            "REPORT_EMAILS_TABLE": f"{prefix}-report-emails",
+            "EMAIL_LINK_KEY_ID": email_link_key,
         },
         "aggregator": {
             **aggregating,
@@ -430,6 +453,7 @@ def test_layers_are_attached_only_where_they_are_imported(deployment):
         "report-engine": [reporting],
         "aggregator": None,
         "aggregator-shard": None,
+        "email-consent": None,
         "phase2-monitor": None,
     }
 
@@ -438,11 +462,19 @@ def test_invoke_permissions_are_scoped_to_the_route_or_authorizer_that_calls(dep
     prefix = f"securebase-{deployment.stack}-analytics"
     authorizer = deployment.one(API_AUTHORIZER)
     granted = set()
+    by_topic = set()
     for permission in deployment.of_type(PERMISSION):
         inputs = permission.inputs
         assert inputs["action"] == "lambda:InvokeFunction"
+        if inputs["principal"] == "sns.amazonaws.com":
+            by_topic.add((inputs["function"].removeprefix(f"{prefix}-"), inputs["sourceArn"]))
+            continue
         assert inputs["principal"] == "apigateway.amazonaws.com"
         granted.add((inputs["function"].removeprefix(f"{prefix}-"), inputs["sourceArn"]))
+    # SES's bounce and complaint events arrive through one topic.
+    assert by_topic == {
+        ("email-consent", f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{prefix}-email-feedback")
+    }
     expected = {
         ("authorizer", f"{EXECUTION_ARN}/authorizers/{resource_id(authorizer)}"),
         *(
@@ -462,12 +494,12 @@ def test_invoke_permissions_are_scoped_to_the_route_or_authorizer_that_calls(dep
     assert ("query", f"{EXECUTION_ARN}/*/OPTIONS/*") in granted
 
 
-@pytest.mark.parametrize("key", ["aggregator", "report-engine", "phase2-monitor"])
+@pytest.mark.parametrize("key", ["aggregator", "report-engine", "email-consent", "phase2-monitor"])
 def test_async_functions_send_failures_to_the_failure_queue(deployment, key):
     invoke_configs = deployment.of_type(
         "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
     )
-    assert len(invoke_configs) == 3
+    assert len(invoke_configs) == 4
     prefix = f"securebase-{deployment.stack}"
     name = f"{prefix}-{key}" if key == "phase2-monitor" else f"{prefix}-analytics-{key}"
     config = next(c for c in invoke_configs if c.inputs["functionName"] == name)
@@ -642,7 +674,12 @@ def test_outputs_tell_how_to_call_the_api_and_where_things_are(deployment):
     assert outputs["aggregator_shards_queue_url"] == f"{sqs}/{prefix}-analytics-aggregator-shards"
     assert outputs["dead_letter_queue_urls"] == {
         f"{prefix}-analytics-{name}": f"{sqs}/{prefix}-analytics-{name}"
-        for name in ("report-jobs-dlq", "aggregator-shards-dlq", "async-failures")
+        for name in (
+            "report-jobs-dlq",
+            "aggregator-shards-dlq",
+            "async-failures",
+            "email-feedback-dlq",
+        )
     }
 
 

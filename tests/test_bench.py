@@ -69,6 +69,7 @@ ISSUE_KEYS = {
             "report_engine",
             "aggregator",
             "aggregator_shard",
+            "email_consent",
             "phase2_monitor",
             "layer",
         )

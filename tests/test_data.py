@@ -52,6 +52,7 @@ def test_the_component_owns_the_tables_and_the_bucket(deployment):
         "analytics-data-reports",
         "analytics-data-report-schedules",
         "analytics-data-report-cache",
+        "analytics-data-report-emails",
     }
     bucket = data_resource(deployment, BUCKET)
     assert deployment.by_urn(bucket.parent).parent == component.urn
@@ -418,6 +419,7 @@ def test_outputs_name_the_tables_and_bucket(deployment):
         "reports": f"securebase-{env}-reports",
         "report-schedules": f"securebase-{env}-report-schedules",
         "report-cache": f"securebase-{env}-report-cache",
+        "report-emails": f"securebase-{env}-report-emails",
     }
     assert (
         deployment.outputs["table_arns"]["metrics"]
@@ -471,7 +473,7 @@ def test_production_differs_from_staging_only_where_intended(staging, production
                 differences.add((key, name))
     tables = [
         f"aws:dynamodb/table:Table::analytics-data-{t}"
-        for t in ("metrics", "reports", "report-schedules", "report-cache")
+        for t in ("metrics", "reports", "report-schedules", "report-cache", "report-emails")
     ]
 
     def bucket_parts(bucket: str, policy: str) -> list[str]:

@@ -83,6 +83,7 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
         *data_key,
     ]
     send_failure = allow(["sqs:SendMessage"], [queue("async-failures")])
+    email_link_key = arn("kms", "key/analytics-api-email-link-key-key-id")
 
     return {
         f"{prefix}-analytics-authorizer": [
@@ -140,11 +141,25 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
             allow(["dynamodb:Query"], [table("report-schedules") + "/index/due-by-next-run"]),
             *report_objects,
             allow(
-                ["ses:SendEmail"],
-                # The domain, and the address should it be verified on its own.
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
+                [table("report-emails")],
+            ),
+            allow(["dynamodb:GetItem"], [table("customers")]),
+            allow(["kms:GenerateMac"], [email_link_key]),
+            allow(
+                ["ses:SendRawEmail"],
+                # The domain, the address should it be verified on its own, and the
+                # configuration set every send names.
                 [
                     arn("ses", f"identity/{mail_domain}"),
                     arn("ses", f"identity/reports@{mail_domain}"),
+                    arn("ses", f"configuration-set/{prefix}-analytics-report-email"),
                 ],
                 {"StringEquals": {"ses:FromAddress": f"reports@{mail_domain}"}},
             ),
@@ -152,6 +167,12 @@ def expected_policies(env: str) -> dict[str, list[dict]]:
                 ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                 [queue("report-jobs")],
             ),
+            send_failure,
+        ],
+        f"{prefix}-analytics-email-consent": [
+            *base(f"{prefix}-analytics-email-consent"),
+            allow(["dynamodb:UpdateItem"], [table("report-emails")]),
+            allow(["kms:VerifyMac"], [email_link_key]),
             send_failure,
         ],
         f"{prefix}-analytics-aggregator": [
@@ -256,6 +277,7 @@ def test_only_unscoped_actions_get_a_wildcard_resource(deployment):
         ("analytics-report-engine", "lambda.amazonaws.com"),
         ("analytics-aggregator", "lambda.amazonaws.com"),
         ("analytics-aggregator-shard", "lambda.amazonaws.com"),
+        ("analytics-email-consent", "lambda.amazonaws.com"),
         ("phase2-monitor", "lambda.amazonaws.com"),
         ("analytics-scheduler", "scheduler.amazonaws.com"),
         ("phase2-monitor-scheduler", "scheduler.amazonaws.com"),
@@ -304,6 +326,7 @@ def test_table_operations_are_what_the_functions_may_call():
             "UpdateItem",
         ),
         "reports": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
+        "report-emails": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     }
 
 

@@ -835,3 +835,64 @@ def test_100_concurrent_requests_all_succeed(local_stack: LocalStack) -> None:
     assert [status for status, _, _ in results] == [200] * 100
     for _, tenant, body in results:
         assert body.get("customer_id", tenant) == tenant
+
+
+# Report email: consent and one-click unsubscribe, through the front door
+
+
+def emails_to(stack: LocalStack, address: str) -> list[dict[str, Any]]:
+    response = stack.call("GET", "/_local/emails", None, params={"to": address})
+    assert response.status_code == 200
+    return response.json()["emails"]
+
+
+def run_engine_at(stack: LocalStack, moment: str) -> None:
+    response = stack.call("POST", "/_local/report-engine/run", None, params={"now": moment})
+    assert response.status_code == 200, response.text
+
+
+def test_an_outsider_confirms_receives_reports_and_unsubscribes_with_one_click(
+    local_stack: LocalStack,
+) -> None:
+    outsider = f"auditor-{uuid.uuid4().hex[:8]}@outside.example.org"
+    schedule = create_schedule(local_stack, recipients=[outsider], time_utc="05:15")
+    assert schedule["recipient_states"] == [{"address": outsider, "state": "pending"}]
+    assert schedule["created_by"] == "user@acme"
+    [confirmation] = emails_to(local_stack, outsider)
+    assert confirmation["kind"] == "confirm"
+
+    run_engine_at(local_stack, schedule["next_run"])
+    assert [email["kind"] for email in emails_to(local_stack, outsider)] == ["confirm"]
+
+    # A forged link (another tenant) is refused; the genuine one confirms, once.
+    link = confirmation["confirm_url"]
+    token = link.split("token=", 1)[1]
+    payload = token.split(".")[0]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged_payload = (
+        base64.urlsafe_b64encode(json.dumps({**claims, "t": "globex"}).encode()).rstrip(b"=")
+    ).decode()
+    forged = requests.post(link.replace(payload, forged_payload), timeout=30)
+    assert (forged.status_code, forged.json()["code"]) == (400, "invalid_link")
+    page = requests.get(link, timeout=30)
+    assert page.status_code == 200 and page.headers["X-Content-Type-Options"] == "nosniff"
+    assert requests.post(link, timeout=30).status_code == 200
+    reused = requests.post(link, timeout=30)
+    assert (reused.status_code, reused.json()["code"]) == (410, "link_used")
+    after = get_schedule(local_stack, schedule["id"])
+    assert after["recipient_states"] == [{"address": outsider, "state": "confirmed"}]
+
+    run_engine_at(local_stack, after["next_run"])
+    report = emails_to(local_stack, outsider)[-1]
+    assert report["kind"] == "report"
+    assert report["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
+    one_click = requests.post(
+        report["unsubscribe_url"], data={"List-Unsubscribe": "One-Click"}, timeout=30
+    )
+    assert one_click.status_code == 200
+    stopped = get_schedule(local_stack, schedule["id"])
+    assert stopped["recipient_states"] == [{"address": outsider, "state": "suppressed"}]
+
+    run_engine_at(local_stack, stopped["next_run"])
+    assert [email["kind"] for email in emails_to(local_stack, outsider)] == ["confirm", "report"]
+    delete_schedule(local_stack, schedule["id"])

@@ -40,6 +40,7 @@ import local.jobs
 from handlers import report_engine
 from handlers.shared.api_gateway import cors_configuration
 from handlers.shared.http import ApiError, bad_request
+from handlers.shared.mail.mailer import Content, raw_message
 from handlers.shared.routes import CUSTOM, DEFAULT_ROUTE, DEPLOYED_ROUTES, ROUTES, Route
 from local import token
 from local.actions import parse_moment, run_report_engine
@@ -603,12 +604,17 @@ def test_sent_emails_lists_what_ses_accepted_by_recipient() -> None:
     ses = boto3.client("ses", region_name=REGION)
     ses.verify_domain_identity(Domain="example.com")
     for recipient in ("a@acme.example.com", "b@acme.example.com"):
-        ses.send_email(
+        ses.send_raw_email(
             Source="reports@example.com",
-            Destination={"ToAddresses": [recipient]},
-            Message={
-                "Subject": {"Data": f"report for {recipient}"},
-                "Body": {"Text": {"Data": "text"}, "Html": {"Data": "<p>html</p>"}},
+            Destinations=[recipient],
+            RawMessage={
+                "Data": raw_message(
+                    "reports@example.com",
+                    recipient,
+                    Content(f"report for {recipient}", "text", "<p>html</p>"),
+                    "http://127.0.0.1:8080/email/unsubscribe?token=t",
+                    "report",
+                )
             },
         )
     emails = sent_emails()
@@ -617,8 +623,15 @@ def test_sent_emails_lists_what_ses_accepted_by_recipient() -> None:
         ["b@acme.example.com"],
     ]
     [mine] = sent_emails("b@acme.example.com")
-    assert mine["subject"] == "report for b@acme.example.com"
-    assert (mine["from"], mine["html"]) == ("reports@example.com", "<p>html</p>")
+    assert (mine["subject"], mine["kind"], mine["from"]) == (
+        "report for b@acme.example.com",
+        "report",
+        "reports@example.com",
+    )
+    assert mine["html"].startswith("<p>html</p>")
+    assert mine["unsubscribe_url"] == "http://127.0.0.1:8080/email/unsubscribe?token=t"
+    assert mine["list_unsubscribe"] == f"<{mine['unsubscribe_url']}>"
+    assert mine["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
 
 
 # The report-jobs poller

@@ -25,7 +25,7 @@ KEY = "aws:kms/key:Key"
 QUEUE = "aws:sqs/queue:Queue"
 REGION = "us-east-1"
 API_ID = "a1b2c3d4e5"
-TABLES = ("metrics", "reports", "report-schedules", "report-cache")
+TABLES = ("metrics", "reports", "report-schedules", "report-cache", "report-emails")
 COMPONENT = "securebase:analytics:AnalyticsObservability"
 
 
@@ -134,7 +134,7 @@ def test_log_retention_follows_config():
 
 def test_the_alerts_topic_is_encrypted_with_a_rotating_key_cloudwatch_can_use(deployment):
     key = deployment.one(KEY, lambda r: r.name == "analytics-observability-alerts-key")
-    topic = deployment.one(TOPIC)
+    topic = deployment.one(TOPIC, lambda r: r.name == "analytics-observability-alerts")
     assert topic.inputs["name"] == f"{prefix(deployment)}-analytics-alerts"
     assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
     assert key.inputs["enableKeyRotation"] is True
@@ -165,7 +165,11 @@ def test_the_alerts_topic_is_encrypted_with_a_rotating_key_cloudwatch_can_use(de
 
 
 def test_only_this_accounts_alarms_may_publish_as_cloudwatch_over_tls(deployment):
-    policy = json.loads(deployment.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    topic_policy = deployment.one(
+        "aws:sns/topicPolicy:TopicPolicy",
+        lambda r: r.name == "analytics-observability-alerts-policy",
+    )
+    policy = json.loads(topic_policy.inputs["policy"])
     assert policy["Statement"] == [
         {
             "Sid": "CloudWatchAlarmsPublish",
@@ -257,7 +261,10 @@ def test_a_page_in_the_dead_letter_queue_raises_an_alarm(deployment):
 
 def test_staging_without_a_webhook_has_no_dead_letter_queue_and_no_sns_key_grant():
     deployment = run_program("staging", {"alertWebhookUrl": None})
-    assert [s.inputs["protocol"] for s in deployment.of_type(SUBSCRIPTION)] == ["email"]
+    alert_subscriptions = [
+        s for s in deployment.of_type(SUBSCRIPTION) if "email-feedback" not in s.name
+    ]
+    assert [s.inputs["protocol"] for s in alert_subscriptions] == ["email"]
     assert [q for q in deployment.of_type(QUEUE) if "webhook" in q.name] == []
     assert not any("webhook" in name for name in alarms(deployment))
     key = deployment.one(KEY, lambda r: r.name == "analytics-observability-alerts-key")
@@ -423,7 +430,19 @@ def test_a_failed_aggregator_shard_raises_an_alarm_within_the_hour(deployment):
     assert alarm["alarmActions"] == alarm["okActions"] == [topic_arn(deployment)]
 
 
-@pytest.mark.parametrize("queue", ["report-jobs-dlq", "aggregator-shards-dlq", "async-failures"])
+def test_a_tenant_reaching_its_daily_email_quota_raises_an_alarm(deployment):
+    alarm = alarms(deployment)[f"{prefix(deployment)}-analytics-email-quota-exceeded"]
+    assert alarm["namespace"] == "SecureBase/Analytics"
+    assert alarm["metricName"] == "EmailQuotaExceeded"
+    assert alarm["dimensions"] == {"Environment": deployment.stack}
+    assert (alarm["statistic"], alarm["period"]) == ("Sum", 3600)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["alarmActions"] == alarm["okActions"] == [topic_arn(deployment)]
+
+
+@pytest.mark.parametrize(
+    "queue", ["report-jobs-dlq", "aggregator-shards-dlq", "async-failures", "email-feedback-dlq"]
+)
 def test_dead_letter_queues_alarm_as_soon_as_anything_lands(deployment, queue):
     queue_name = f"{prefix(deployment)}-analytics-{queue}"
     alarm = alarms(deployment)[f"{queue_name}-not-empty"]

@@ -329,11 +329,12 @@ def test_a_program_with_a_mandatory_violation_fails(deployments, tmp_path):
     assert sorted(row[3] for row in rows) == [
         "analytics-data-metrics (Table)",
         "analytics-data-report-cache (Table)",
+        "analytics-data-report-emails (Table)",
         "analytics-data-report-schedules (Table)",
         "analytics-data-reports (Table)",
     ]
     assert {row[2] for row in rows} == {"mandatory"}
-    assert text.splitlines()[-1].startswith("FAILED: mandatory policy violations (production: 4)")
+    assert text.splitlines()[-1].startswith("FAILED: mandatory policy violations (production: 5)")
     results = sarif_of(tmp_path, "production")["runs"][0]["results"]
     assert {r["level"] for r in results} == {"error"}
     assert schema_errors(sarif_of(tmp_path, "production")) == []

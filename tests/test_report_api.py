@@ -17,7 +17,7 @@ from handlers.shared.http import handle
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.ids import id_time, new_id
 from handlers.shared.reports.model import CONTENT_TYPES
-from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE, ReportService
+from handlers.shared.reports.service import OVERDUE_ERROR, PENDING_DEADLINE
 from handlers.shared.reports.store import (
     MULTIPART_THRESHOLD_BYTES,
     ReportObjects,
@@ -29,7 +29,6 @@ from tests.test_report_support import (
     BUCKET,
     NOW,
     ORIGIN,
-    SENDER,
     api_event,
     body_of,
     ids,
@@ -437,8 +436,8 @@ def test_large_reports_are_deferred_then_finished_by_the_engine(api, stack, cloc
     assert body_of(call(api, GET, path_parameters={"id": pending["id"]}))["status"] == "pending"
 
     clock.tick(30)
-    engine = report_engine.ReportEngine(
-        ReportService.from_env(stack.dynamodb, stack.s3, clock), None, stack.ses, SENDER
+    engine = report_engine.ReportEngine.from_environment(
+        stack.dynamodb, stack.s3, stack.ses, stack.kms, clock
     )
     sqs_event = [
         {"messageId": "m-1", "eventSource": "aws:sqs", "body": json.dumps(job)} for job in jobs
@@ -466,8 +465,8 @@ def failure_metrics(capsys) -> list[int]:
 
 
 def engine_for(stack, clock):
-    return report_engine.ReportEngine(
-        ReportService.from_env(stack.dynamodb, stack.s3, clock), None, stack.ses, SENDER
+    return report_engine.ReportEngine.from_environment(
+        stack.dynamodb, stack.s3, stack.ses, stack.kms, clock
     )
 
 

@@ -50,13 +50,13 @@ class FailingSes:
         self.ses = ses
         self.refused = refused
 
-    def send_email(self, **message):
-        if message["Destination"]["ToAddresses"] == [self.refused]:
+    def send_raw_email(self, **message):
+        if message["Destinations"] == [self.refused]:
             raise self.ses.exceptions.MessageRejected(
                 {"Error": {"Code": "MessageRejected", "Message": "Address blacklisted."}},
-                "SendEmail",
+                "SendRawEmail",
             )
-        return self.ses.send_email(**message)
+        return self.ses.send_raw_email(**message)
 
 
 class AtomicWrites:
@@ -93,9 +93,9 @@ def stack(monkeypatch):
         yield moto
 
 
-def make_engine(stack, ses=None, now=NOW):
+def make_engine(stack, ses=None, now=NOW, dynamodb=None):
     return report_engine.ReportEngine.from_environment(
-        stack.dynamodb, stack.s3, ses or stack.ses, clock=lambda: now
+        dynamodb or stack.dynamodb, stack.s3, ses or stack.ses, stack.kms, clock=lambda: now
     )
 
 
@@ -128,7 +128,7 @@ def reports_of(stack, tenant):
 
 
 def link_in(message) -> str:
-    return html.unescape(re.search(r'href="([^"]+)"', message.body).group(1))
+    return html.unescape(re.search(r'href="([^"]+)"', message["html"]).group(1))
 
 
 # Schedules API
@@ -212,9 +212,7 @@ def schedule_count(stack, tenant):
 
 
 def test_concurrent_creates_never_pass_the_schedule_cap(stack):
-    engine = report_engine.ReportEngine.from_environment(
-        AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: NOW
-    )
+    engine = make_engine(stack, dynamodb=AtomicWrites(stack.dynamodb))
     for _ in range(MAX_SCHEDULES_PER_TENANT - 5):
         create_schedule(engine)
     statuses = []
@@ -232,6 +230,26 @@ def test_concurrent_creates_never_pass_the_schedule_cap(stack):
 
     assert sorted(statuses) == [201] * 5 + [409] * 15
     assert schedule_count(stack, "acme") == MAX_SCHEDULES_PER_TENANT
+
+
+def test_a_tenants_first_creates_all_succeed_while_they_race_to_start_its_counter(stack):
+    """Each finds no counter; whichever starts it, the others are under the cap and retry."""
+    engine = make_engine(stack, dynamodb=AtomicWrites(stack.dynamodb))
+    statuses = []
+    start = threading.Barrier(8)
+
+    def create():
+        start.wait()
+        statuses.append(call(engine, CREATE, body=DAILY)["statusCode"])
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 8
+    assert schedule_count(stack, "acme") == 8
 
 
 def test_deleting_a_schedule_frees_its_place_under_the_cap(engine, stack):
@@ -272,12 +290,10 @@ def test_a_due_schedule_is_rendered_emailed_and_advanced(engine, stack):
 
     assert summary == {"due": 1, "sent": 1, "failed": 0, "skipped": 0, "deferred": 0}
     emails = sent_emails()
-    assert [email.destinations["ToAddresses"] for email in emails] == [
-        ["ops@acme.example"],
-        ["cfo@acme.example"],
-    ]
-    assert {email.source for email in emails} == {SENDER}
-    assert emails[0].subject == "SecureBase summary report for acme (7d)"
+    assert [email["to"] for email in emails] == [["ops@acme.example"], ["cfo@acme.example"]]
+    assert {email["from"] for email in emails} == {SENDER}
+    assert {email["kind"] for email in emails} == {"report"}
+    assert emails[0]["subject"] == "SecureBase summary report for acme (7d)"
     (report,) = reports_of(stack, "acme")
     assert report["schedule_id"] == created["id"]
     assert report["status"] == "ready"
@@ -309,10 +325,10 @@ def test_overlapping_runs_send_a_due_report_once(engine, stack):
     class OverlappingSes:
         """Starts the second run while the first one is sending its emails."""
 
-        def send_email(self, **message):
+        def send_raw_email(self, **message):
             if not second_summaries:
                 second_summaries.append(second_run.run_due(RUN_AT))
-            return stack.ses.send_email(**message)
+            return stack.ses.send_raw_email(**message)
 
     first = make_engine(stack, ses=OverlappingSes(), now=RUN_AT).run_due(RUN_AT)
 
@@ -341,9 +357,7 @@ def test_racing_threads_send_a_due_report_once(engine, stack):
     summaries = []
 
     def run():
-        runner = report_engine.ReportEngine.from_environment(
-            AtomicWrites(stack.dynamodb), stack.s3, stack.ses, clock=lambda: RUN_AT
-        )
+        runner = make_engine(stack, now=RUN_AT, dynamodb=AtomicWrites(stack.dynamodb))
         start.wait()
         summaries.append(runner.run_due(RUN_AT))
 
@@ -355,7 +369,7 @@ def test_racing_threads_send_a_due_report_once(engine, stack):
 
     assert sum(summary["sent"] for summary in summaries) == 2
     assert sum(summary["failed"] for summary in summaries) == 0
-    assert sorted(email.destinations["ToAddresses"][0] for email in sent_emails()) == [
+    assert sorted(email["to"][0] for email in sent_emails()) == [
         "cfo@acme.example",
         "it@globex.example",
         "ops@acme.example",
@@ -381,12 +395,13 @@ def test_an_ses_failure_is_recorded_and_retried_without_blocking_others(engine, 
     retried = schedule(engine, acme["id"])
     assert (retried["last_status"], retried["last_error"]) == ("sent", None)
     assert retried["next_run"] == "2026-11-24T15:00:00Z"
-    assert [email.destinations["ToAddresses"][0] for email in sent_emails()] == [
-        "ops@acme.example",  # first run, before the refusal
+    assert [email["to"][0] for email in sent_emails()] == [
+        "ops@acme.example",  # first run
         "it@globex.example",
-        "ops@acme.example",  # the retry sends the whole batch again
-        "cfo@acme.example",
+        "cfo@acme.example",  # the retry sends only what was refused, the same report
     ]
+    (report,) = reports_of(stack, "acme")
+    assert retried["last_report_id"] == report["report_id"]
 
 
 def test_a_schedule_that_keeps_failing_waits_for_its_next_regular_run(engine, stack):
@@ -476,9 +491,7 @@ class ConflictingOnce:
 def test_a_transaction_cancelled_by_a_concurrent_one_is_tried_again(stack):
     create_schedule(make_engine(stack))  # the counter exists
     conflicting = ConflictingOnce(stack.dynamodb)
-    engine = report_engine.ReportEngine.from_environment(
-        conflicting, stack.s3, stack.ses, clock=lambda: NOW
-    )
+    engine = make_engine(stack, dynamodb=conflicting)
 
     assert create_schedule(engine)
     assert conflicting.transactions == 2

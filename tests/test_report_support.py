@@ -18,7 +18,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from handlers.shared.dynamo import batch_write
+from handlers.shared.dynamo import batch_write, serialize
 from handlers.shared.metrics_layout import (
     ComplianceIssue,
     ComplianceSnapshot,
@@ -30,6 +30,7 @@ from handlers.shared.metrics_layout import (
 )
 from handlers.shared.reports.service import client_config, s3_config
 from handlers.shared.tables import create_tables
+from local.emulator import describe_email
 
 NOW = dt.datetime(2026, 11, 23, 14, 5, 9, tzinfo=dt.UTC)
 REGION = "us-east-1"
@@ -38,6 +39,18 @@ ORIGIN = "https://portal.example.com"
 BUCKET = "securebase-test-reports-123456789012"
 URL_EXPIRY_SECONDS = 900
 RETENTION_DAYS = 90
+CUSTOMERS_TABLE = "securebase-test-customers"
+CONFIGURATION_SET = "securebase-test-email"
+LINKS_BASE_URL = "https://api.securebase.example.com"
+# Reports to these tenants' contact domains go out without confirmation.
+CUSTOMERS = {
+    "acme": {"name": "Acme Corporation", "contact_email": "admin@acme.example"},
+    "globex": {
+        "name": "Globex Corporation",
+        "contact_email": "it@globex.example",
+        "email_domains": ["globex-partner.example"],
+    },
+}
 SERVICES = {"AWS Lambda": Decimal("1.25"), "Amazon Simple Storage Service": Decimal("0.5")}
 
 
@@ -47,8 +60,10 @@ class MotoStack:
     s3: Any
     sqs: Any
     ses: Any
+    kms: Any
     tables: Mapping[str, str]
     queue_url: str
+    link_key_id: str
 
     def queued_messages(self) -> list[tuple[str | None, dict[str, Any]]]:
         """(MessageGroupId, body) of up to 10 queued messages (they are then in flight)."""
@@ -67,9 +82,14 @@ class MotoStack:
         return self.s3.get_object(Bucket=BUCKET, Key=key)
 
 
-def sent_emails() -> list[Any]:
-    """What moto's SES accepted: messages with `source`, `destinations`, `subject`, `body`."""
-    return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+def sent_emails(recipient: str | None = None) -> list[dict[str, Any]]:
+    """What moto's SES accepted, oldest first, as `GET /_local/emails` shows it
+    (`to`, `kind`, `subject`, `text`, `html`, `unsubscribe_url`, `confirm_url`)."""
+    emails = [
+        describe_email(message)
+        for message in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+    ]
+    return [email for email in emails if email and (recipient is None or recipient in email["to"])]
 
 
 @contextlib.contextmanager
@@ -83,6 +103,22 @@ def moto_stack(monkeypatch: Any) -> Iterator[MotoStack]:
         queue_url = sqs.create_queue(QueueName="securebase-test-analytics-report-jobs")["QueueUrl"]
         ses = boto3.client("ses", region_name=REGION)
         ses.verify_email_identity(EmailAddress=SENDER)
+        ses.create_configuration_set(ConfigurationSet={"Name": CONFIGURATION_SET})
+        kms = boto3.client("kms", region_name=REGION)
+        link_key_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")[
+            "KeyMetadata"
+        ]["KeyId"]
+        dynamodb.create_table(
+            TableName=CUSTOMERS_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
+        )
+        for tenant, record in CUSTOMERS.items():
+            dynamodb.put_item(
+                TableName=CUSTOMERS_TABLE,
+                Item=serialize({"customer_id": tenant, "status": "active", **record}),
+            )
         for name, value in {
             "ENVIRONMENT": "test",
             "METRICS_TABLE": tables["metrics"],
@@ -95,15 +131,22 @@ def moto_stack(monkeypatch: Any) -> Iterator[MotoStack]:
             "REPORT_JOBS_QUEUE_URL": queue_url,
             "REPORT_SENDER": SENDER,
             "CORS_ALLOWED_ORIGINS": ORIGIN,
+            "REPORT_EMAILS_TABLE": tables["report-emails"],
+            "CUSTOMERS_TABLE": CUSTOMERS_TABLE,
+            "SES_CONFIGURATION_SET": CONFIGURATION_SET,
+            "EMAIL_LINK_KEY_ID": link_key_id,
+            "EMAIL_LINKS_BASE_URL": LINKS_BASE_URL,
         }.items():
             monkeypatch.setenv(name, value)
         for optional in (
             "REPORTS_KMS_KEY_ARN",
             "REPORT_SYNC_BUDGET_SECONDS",
             "REPORT_MAX_PENDING_PER_TENANT",
+            "REPORT_EMAILS_PER_DAY",
+            "REPORT_RECIPIENT_DOMAINS",
         ):
             monkeypatch.delenv(optional, raising=False)
-        yield MotoStack(dynamodb, s3, sqs, ses, tables, queue_url)
+        yield MotoStack(dynamodb, s3, sqs, ses, kms, tables, queue_url, link_key_id)
 
 
 def seed_tenant(

@@ -228,7 +228,8 @@ def test_items_round_trip_and_show_in_the_api_shape():
     assert item["due_shard"] == "due"
     assert item["next_run"] == "2026-11-27T06:30:00Z"
     assert spec_of(item) == weekly
-    assert schedule_view(item) == {
+    assert item["created_by"] == "alice@acme.example"
+    assert schedule_view(item, {"ops@acme.example": "pending"}) == {
         "id": "01M84BK4G8XM54MK7HVAZ1VPP3",
         "type": "summary",
         "format": "pdf",
@@ -238,6 +239,7 @@ def test_items_round_trip_and_show_in_the_api_shape():
         "day_of_week": "friday",
         "day_of_month": None,
         "recipients": ["ops@acme.example"],
+        "recipient_states": [{"address": "ops@acme.example", "state": "pending"}],
         "next_run": "2026-11-27T06:30:00Z",
         "created_at": "2026-11-23T14:05:09Z",
         "last_status": "scheduled",

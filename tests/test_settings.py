@@ -118,6 +118,16 @@ def test_numbers_written_as_floats_are_accepted():
             "reportMaxPendingPerTenant must be a whole number from 1 to 100; got 0",
         ),
         (
+            "reportEmailsPerDay",
+            "0",
+            "reportEmailsPerDay must be a whole number from 1 to 10000; got 0",
+        ),
+        (
+            "reportRecipientDomains",
+            '["partner example"]',
+            "reportRecipientDomains must be a list of 0 to 20 domain names; got 'partner example'",
+        ),
+        (
             "apiThrottleRateLimit",
             "0",
             "apiThrottleRateLimit must be a number from 1 to 10000; got 0.0",
@@ -258,8 +268,12 @@ def test_defaults_apply_to_optional_keys():
         cacheTtlSeconds=None,
         reportMaxPendingPerTenant=None,
         jwtMaxTokenLifetimeHours=None,
+        reportEmailsPerDay=None,
+        reportRecipientDomains=None,
     )
     assert settings.jwt.max_token_lifetime_hours == 12
+    assert settings.report_emails_per_day == 200
+    assert settings.report_recipient_domains == ()
     assert settings.log_retention_days == 30
     assert settings.report_max_pending_per_tenant == 5
     assert settings.phase2.window_days == 7

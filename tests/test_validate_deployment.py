@@ -82,7 +82,8 @@ ALARMS = (
 REPORT_JOBS_DLQ = "analytics-report-jobs-dlq"
 SHARDS_DLQ = "analytics-aggregator-shards-dlq"
 ASYNC_FAILURES = "analytics-async-failures"
-DEAD_LETTER_QUEUES = (REPORT_JOBS_DLQ, SHARDS_DLQ, ASYNC_FAILURES)
+EMAIL_FEEDBACK_DLQ = "analytics-email-feedback-dlq"
+DEAD_LETTER_QUEUES = (REPORT_JOBS_DLQ, SHARDS_DLQ, ASYNC_FAILURES, EMAIL_FEEDBACK_DLQ)
 # moto resets boto3's default session on every mock_aws(); one session kept for
 # the module loads the service models once.
 SESSION = boto3.session.Session()
@@ -607,12 +608,12 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
     assert len(run.checks) >= 40
     # Every group of the issue is covered, for every resource the program defines.
     names = [c["check"] for c in run.checks]
-    assert sum(n.startswith("table ") for n in names) == 4 * 3 + 3 + 3  # TTL x3, PITR x3
+    assert sum(n.startswith("table ") for n in names) == 5 * 3 + 4 + 4  # TTL x4, PITR x4
     assert sum(n.startswith("function ") and n.endswith(": active") for n in names) == len(
         ALL_FUNCTIONS
     )
     assert sum(n.startswith("route ") for n in names) == len(DEPLOYED_ROUTES)
-    assert sum(c["group"] == "smoke" for c in run.checks) == 11
+    assert sum(c["group"] == "smoke" for c in run.checks) == 15  # 4 more: the email links
     # Every bucket but the log bucket logs its access there; every log group has the key.
     assert [n for n in names if n.endswith(": access logs to the log bucket")] == [
         "bucket reports: access logs to the log bucket",
@@ -638,8 +639,8 @@ def test_a_healthy_production_deployment_passes_the_production_only_checks(
     assert details["table metrics: deletion protection"] == "enabled"
     assert details["bucket reports: default encryption"].startswith("aws:kms with arn:aws:kms:")
     assert details["bucket reports: KMS key rotation"].startswith("automatic rotation on")
-    # Production adds deletion protection (4 tables) and key rotation (2 buckets).
-    assert len(run.checks) == len(healthy_staging.checks) + 6
+    # Production adds deletion protection (5 tables) and key rotation (2 buckets).
+    assert len(run.checks) == len(healthy_staging.checks) + 7
 
 
 def test_the_table_output_is_aligned_with_a_summary_line(

@@ -46,6 +46,15 @@ REPORT_SENDER = "REPORT_SENDER"
 # Optional: deferred reports a tenant may have pending at once (default 5).
 REPORT_MAX_PENDING_PER_TENANT = "REPORT_MAX_PENDING_PER_TENANT"
 
+# Report email (handlers.shared.mail)
+REPORT_EMAILS_TABLE = "REPORT_EMAILS_TABLE"  # consent, deliveries, daily counts
+# Comma-separated domains every tenant may mail without confirmation (may be empty).
+REPORT_RECIPIENT_DOMAINS = "REPORT_RECIPIENT_DOMAINS"
+REPORT_EMAILS_PER_DAY = "REPORT_EMAILS_PER_DAY"  # per tenant and UTC day
+SES_CONFIGURATION_SET = "SES_CONFIGURATION_SET"  # bounce and complaint events
+EMAIL_LINK_KEY_ID = "EMAIL_LINK_KEY_ID"  # the KMS HMAC key that signs email links
+EMAIL_LINKS_BASE_URL = "EMAIL_LINKS_BASE_URL"  # the API's URL, where the links point
+
 # Aggregator
 USAGE_NAMESPACE = "USAGE_NAMESPACE"
 USAGE_TENANT_DIMENSION = "USAGE_TENANT_DIMENSION"

@@ -82,10 +82,25 @@ PREFLIGHT_ROUTE = Route("OPTIONS", "/{proxy+}", "query", authorization=NONE)
 # these routes does not serve, else 404.
 DEFAULT_ROUTE = Route("", DEFAULT_ROUTE_KEY, "query")
 
-DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, PREFLIGHT_ROUTE, DEFAULT_ROUTE)
+# The links in report emails (handlers.email_consent): opened by people who
+# have no token, so served without the authorizer; each verifies its link's
+# signature itself. The GETs show a page, the POSTs act.
+SIGNED_LINK_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/email/confirm", "email-consent", authorization=NONE),
+    Route("POST", "/email/confirm", "email-consent", authorization=NONE),
+    Route("GET", "/email/unsubscribe", "email-consent", authorization=NONE),
+    Route("POST", "/email/unsubscribe", "email-consent", authorization=NONE),
+)
+
+DEPLOYED_ROUTES: tuple[Route, ...] = (
+    *ROUTES,
+    *SIGNED_LINK_ROUTES,
+    PREFLIGHT_ROUTE,
+    DEFAULT_ROUTE,
+)
 
 # The routes API Gateway lets through without the authorizer: the CORS
-# preflight, and only routes that verify a signed link themselves (none yet).
+# preflight, and only routes that verify a signed link themselves.
 # tests/test_api.py pins this list; policies/config/*.json lists the signed-link
 # ones for the policy pack's `apigateway-route-authorization` rule.
 UNAUTHENTICATED_ROUTE_KEYS: tuple[str, ...] = tuple(

@@ -1,4 +1,4 @@
-"""The four analytics tables, defined once.
+"""The five analytics tables, defined once.
 
 `components.data.AnalyticsData` turns these into `aws.dynamodb.Table`s, the
 local stack and the tests create the same tables in the emulator with
@@ -79,7 +79,20 @@ REPORT_CACHE = TableSpec(
     name="report-cache", hash_key="cache_key", ttl_attribute="ttl", is_cache=True
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (METRICS, REPORTS, REPORT_SCHEDULES, REPORT_CACHE)
+# Report email, per tenant (handlers.shared.mail.recipients): each recipient's
+# consent (kept), each scheduled run's delivery to each recipient and each UTC
+# day's email count (both expire through `ttl`).
+REPORT_EMAILS = TableSpec(
+    name="report-emails", hash_key="customer_id", range_key="entry", ttl_attribute="ttl"
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    METRICS,
+    REPORTS,
+    REPORT_SCHEDULES,
+    REPORT_CACHE,
+    REPORT_EMAILS,
+)
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from handlers.shared import env
 DEFAULT_METRICS_NAMESPACE = "SecureBase/Analytics"
 REPORT_FAILURES = "ReportGenerationFailures"
 REPORTS_GENERATED = "ReportsGenerated"
+# A tenant reached its emails per UTC day: a run or a confirmation stopped.
+EMAIL_QUOTA_EXCEEDED = "EmailQuotaExceeded"
 AGGREGATOR_RUNS = "AggregatorRunsCompleted"
 AGGREGATOR_TENANT_FAILURES = "AggregatorTenantFailures"
 AGGREGATOR_SHARD_FAILURES = "AggregatorShardFailures"

@@ -49,6 +49,8 @@ REVIEWED_TYPES = (
     "aws:cloudwatch/dashboard:Dashboard",
     "aws:cloudwatch/eventRule:EventRule",
     "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:ses/configurationSet:ConfigurationSet",
+    "aws:ses/eventDestination:EventDestination",
     "aws:sns/topic:Topic",
     "aws:sns/topicSubscription:TopicSubscription",
     "aws:sns/topicPolicy:TopicPolicy",

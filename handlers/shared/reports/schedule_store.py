@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from handlers.shared.dynamo import deserialize, query_all, serialize
@@ -84,10 +84,12 @@ class ScheduleStore:
             }
         }
 
-    def _counter_exists(self, tenant: str) -> bool:
-        return "Item" in self.client.get_item(
+    def _counter_value(self, tenant: str) -> int | None:
+        """The tenant's schedule count; None while it has no counter."""
+        item = self.client.get_item(
             TableName=self.table_name, Key=self._counter_key(tenant), ConsistentRead=True
-        )
+        ).get("Item")
+        return None if item is None else int(deserialize(item)["schedule_count"])
 
     def _start_counter(self, tenant: str) -> None:
         """Creates the tenant's counter from a count of its schedules, unless it exists."""
@@ -102,13 +104,22 @@ class ScheduleStore:
                 ConditionExpression="attribute_not_exists(schedule_id)",
             )
 
-    def _counted_write(self, tenant: str, write: dict[str, Any], counter: dict[str, Any]) -> str:
+    def _counted_write(
+        self,
+        tenant: str,
+        write: dict[str, Any],
+        counter: dict[str, Any],
+        refuses: Callable[[int], bool],
+    ) -> str:
         """Runs `write` and the counter's update as one transaction.
 
         Returns "" when both happened, "write" or "counter" for the one whose
-        condition failed. A missing counter is started and the transaction
-        tried again; so is one cancelled by a concurrent transaction on the
-        same counter (reason TransactionConflict), after a short random pause.
+        condition failed; `refuses(count)` says whether the counter's condition
+        fails at that count. A missing counter is started and the transaction
+        tried again, and so is one whose counter a concurrent request started
+        after this one's attempt (its condition failed on the missing counter);
+        so is one cancelled by a concurrent transaction on the same counter
+        (reason TransactionConflict), after a short random pause.
         """
         for attempt in range(MAX_TRANSACTION_ATTEMPTS):
             try:
@@ -122,9 +133,11 @@ class ScheduleStore:
             if write_reason == "ConditionalCheckFailed":
                 return "write"
             if counter_reason == "ConditionalCheckFailed":
-                if self._counter_exists(tenant):
+                count = self._counter_value(tenant)
+                if count is None:
+                    self._start_counter(tenant)
+                elif refuses(count):
                     return "counter"
-                self._start_counter(tenant)
             elif "TransactionConflict" not in (write_reason, counter_reason):
                 raise RuntimeError(
                     f"schedule transaction cancelled: {write_reason}, {counter_reason}"
@@ -143,7 +156,7 @@ class ScheduleStore:
         }
         tenant = item["customer_id"]
         below_limit = self._counter_update(tenant, 1, "schedule_count < :limit", {":limit": limit})
-        failed = self._counted_write(tenant, put, below_limit)
+        failed = self._counted_write(tenant, put, below_limit, lambda count: count >= limit)
         if failed == "write":
             raise RuntimeError("a new schedule id was already taken")
         return failed == ""
@@ -181,7 +194,7 @@ class ScheduleStore:
             }
         }
         counted = self._counter_update(tenant, -1, "attribute_exists(schedule_count)", {})
-        return self._counted_write(tenant, delete, counted) == ""
+        return self._counted_write(tenant, delete, counted, lambda count: False) == ""
 
     # The engine's side
 
@@ -232,28 +245,33 @@ class ScheduleStore:
         item: Mapping[str, Any],
         run_id: str,
         next_run: dt.datetime,
-        report_id: str,
+        report_id: str | None,
         now: dt.datetime,
+        status: str = "sent",
     ) -> bool:
-        """Advances the schedule after a sent report and releases the claim."""
+        """Advances the schedule after its run and releases the claim; `report_id` None:
+        the run had no one to send to (`status` says why)."""
+        values: dict[str, Any] = {
+            ":next": iso_utc(next_run),
+            ":status": status,
+            ":now": iso_utc(now),
+            ":zero": 0,
+            ":me": run_id,
+        }
+        report = ""
+        if report_id is not None:
+            report = ", last_report_id = :report"
+            values[":report"] = report_id
         return self._update(
             item,
             UpdateExpression=(
-                "SET next_run = :next, last_status = :sent, last_run_at = :now,"
-                " last_report_id = :report, consecutive_failures = :zero"
-                " REMOVE claim_id, claimed_until, last_error"
+                "SET next_run = :next, last_status = :status, last_run_at = :now,"
+                " consecutive_failures = :zero"
+                + report
+                + " REMOVE claim_id, claimed_until, last_error, run_report_id, run_report_for"
             ),
             ConditionExpression="claim_id = :me",
-            ExpressionAttributeValues=serialize(
-                {
-                    ":next": iso_utc(next_run),
-                    ":sent": "sent",
-                    ":now": iso_utc(now),
-                    ":report": report_id,
-                    ":zero": 0,
-                    ":me": run_id,
-                }
-            ),
+            ExpressionAttributeValues=serialize(values),
         )
 
     def fail(
@@ -263,31 +281,42 @@ class ScheduleStore:
         error: str,
         now: dt.datetime,
         next_run: dt.datetime | None = None,
+        status: str = "failed",
+        report_id: str | None = None,
     ) -> bool:
         """Records a failed run and releases the claim.
 
-        `next_run` None keeps the due run, so the next engine run retries it;
-        a time gives up on this run and waits for that one.
+        `next_run` None keeps the due run, so the next engine run retries it,
+        with the report `report_id` if given (the retry sends the same report
+        to the recipients that did not get it); a time gives up on this run
+        and waits for that one.
         """
         values: dict[str, Any] = {
-            ":failed": "failed",
+            ":failed": status,
             ":error": error[:MAX_ERROR_LENGTH],
             ":now": iso_utc(now),
             ":zero": 0,
             ":me": run_id,
         }
+        removed = "claim_id, claimed_until"
         if next_run is None:
             counter = "consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one"
             values[":one"] = 1
+            if report_id is not None:
+                counter += ", run_report_id = :report, run_report_for = :run"
+                values[":report"] = report_id
+                values[":run"] = item["next_run"]
         else:
             counter = "consecutive_failures = :zero, next_run = :next"
             values[":next"] = iso_utc(next_run)
+            removed += ", run_report_id, run_report_for"
         return self._update(
             item,
             UpdateExpression=(
                 "SET last_status = :failed, last_error = :error, last_run_at = :now, "
                 + counter
-                + " REMOVE claim_id, claimed_until"
+                + " REMOVE "
+                + removed
             ),
             ConditionExpression="claim_id = :me",
             ExpressionAttributeValues=serialize(values),

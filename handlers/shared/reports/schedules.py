@@ -229,8 +229,9 @@ def spec_of(item: Mapping[str, Any]) -> ScheduleSpec:
     )
 
 
-def schedule_view(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A schedule as the API shows it."""
+def schedule_view(item: Mapping[str, Any], recipient_states: Mapping[str, str]) -> dict[str, Any]:
+    """A schedule as the API shows it; `recipient_states` gives each recipient's state
+    (handlers.shared.mail.consent) by address."""
     return {
         "id": item["schedule_id"],
         "type": item["type"],
@@ -241,6 +242,10 @@ def schedule_view(item: Mapping[str, Any]) -> dict[str, Any]:
         "day_of_week": item.get("day_of_week"),
         "day_of_month": int(item["day_of_month"]) if item.get("day_of_month") is not None else None,
         "recipients": list(item["recipients"]),
+        "recipient_states": [
+            {"address": address, "state": recipient_states[address]}
+            for address in item["recipients"]
+        ],
         "next_run": item["next_run"],
         "created_at": item["created_at"],
         "last_status": item.get("last_status"),

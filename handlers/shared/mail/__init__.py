@@ -1,0 +1,1 @@
+"""Report email: who may receive it, signed links, quotas and delivery records."""
