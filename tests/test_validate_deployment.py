@@ -52,7 +52,7 @@ from components.functions import (
     reserved_concurrency,
 )
 from components.phase2_monitor import SCHEDULE_EXPRESSION, monitor_config, schedule_window
-from handlers.shared.routes import DEPLOYED_ROUTES
+from handlers.shared.routes import CUSTOM, DEPLOYED_ROUTES
 from handlers.shared.tables import ALL_TABLES, create_table_request
 from ops import validate_deployment
 from ops.checks import aws as aws_view
@@ -613,7 +613,8 @@ def test_a_healthy_staging_deployment_passes_every_check(healthy_staging: Run) -
         ALL_FUNCTIONS
     )
     assert sum(n.startswith("route ") for n in names) == len(DEPLOYED_ROUTES)
-    assert sum(c["group"] == "smoke" for c in run.checks) == 15  # 4 more: the email links
+    # Two checks per GET route behind the authorizer, and the preflight.
+    assert sum(c["group"] == "smoke" for c in run.checks) == 2 * len(SMOKE_ROUTES) + 1 == 11
     # Every bucket but the log bucket logs its access there; every log group has the key.
     assert [n for n in names if n.endswith(": access logs to the log bucket")] == [
         "bucket reports: access logs to the log bucket",
@@ -953,7 +954,11 @@ def test_messages_in_a_dead_letter_queue_warn_without_failing(
     assert run.report["ok"] is True
 
 
-SMOKE_ROUTES = [r.key for r in DEPLOYED_ROUTES if r.method == "GET" and "{" not in r.path]
+SMOKE_ROUTES = [
+    r.key
+    for r in DEPLOYED_ROUTES
+    if r.method == "GET" and "{" not in r.path and r.authorization == CUSTOM
+]
 
 
 def test_without_a_token_the_200_checks_are_skipped_and_the_401_checks_still_run(
