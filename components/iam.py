@@ -283,6 +283,57 @@ def table_operations() -> dict[str, tuple[str, ...]]:
     return {table: tuple(sorted(ops)) for table, ops in sorted(operations.items())}
 
 
+def for_this_account(account_id: str) -> dict[str, dict[str, str]]:
+    """A service principal may act only for this account's resources (confused deputy).
+
+    Services acting for a resource send aws:SourceAccount, the resource's account
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceaccount).
+    """
+    return {"StringEquals": {"aws:SourceAccount": account_id}}
+
+
+def service_uses_key(sid: str, service: str, account_id: str) -> dict[str, Any]:
+    """A key policy statement: `service` may encrypt and decrypt with the key, for this
+    account's resources only."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": for_this_account(account_id),
+    }
+
+
+def sns_dead_letter_queue_policy(
+    sid: str, queue_arn: str, topic_arn: str, account_id: str
+) -> PolicyDocument:
+    """Only `topic_arn` may move undeliverable messages to the queue, over TLS.
+
+    The SNS guide's queue policy for a subscription's dead-letter queue: SNS sends
+    with aws:SourceArn the topic's ARN
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {
+                    "ArnEquals": {"aws:SourceArn": topic_arn},
+                    **for_this_account(account_id),
+                },
+            },
+            deny_insecure_transport("sqs:*", queue_arn),
+        ],
+    }
+
+
 def service_trust_policy(service: str, account_id: str) -> PolicyDocument:
     """Only `service`, acting for this account (no confused deputy), may assume the role."""
     return {
@@ -292,7 +343,7 @@ def service_trust_policy(service: str, account_id: str) -> PolicyDocument:
                 "Effect": "Allow",
                 "Principal": {"Service": service},
                 "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                "Condition": for_this_account(account_id),
             }
         ],
     }

@@ -538,39 +538,10 @@ def webhook_dead_letter_queue_name(name_prefix: str) -> str:
 def webhook_dead_letter_queue_policy(
     queue_arn: str, topic_arn: str, account_id: str
 ) -> dict[str, Any]:
-    """Only the alerts topic may move undeliverable notifications here, over TLS.
-
-    The SNS guide's queue policy for a subscription's dead-letter queue: SNS sends
-    with aws:SourceArn the topic's ARN
-    (https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html).
-    """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AlertsTopicDeadLetters",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {
-                    "ArnEquals": {"aws:SourceArn": topic_arn},
-                    **_for_this_account(account_id),
-                },
-            },
-            iam.deny_insecure_transport("sqs:*", queue_arn),
-        ],
-    }
-
-
-def _for_this_account(account_id: str) -> dict[str, dict[str, str]]:
-    """A service principal may use a key only for this account's resources (confused deputy).
-
-    Services acting for a resource send aws:SourceAccount, the resource's account
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html,
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceaccount).
-    """
-    return {"StringEquals": {"aws:SourceAccount": account_id}}
+    """Only the alerts topic may move undeliverable notifications here, over TLS."""
+    return iam.sns_dead_letter_queue_policy(
+        "AlertsTopicDeadLetters", queue_arn, topic_arn, account_id
+    )
 
 
 def logs_key_policy(region: str, account_id: str, group_names: list[str]) -> dict[str, Any]:
@@ -593,7 +564,7 @@ def logs_key_policy(region: str, account_id: str, group_names: list[str]) -> dic
                 "Action": list(LOGS_KEY_ACTIONS),
                 "Resource": "*",
                 "Condition": {
-                    **_for_this_account(account_id),
+                    **iam.for_this_account(account_id),
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": [
                             f"arn:aws:logs:{region}:{account_id}:log-group:{group}"
@@ -624,23 +595,13 @@ def alerts_key_policy(account_id: str, *, sns_dead_letter_queue: bool) -> dict[s
     statements = [
         # The Phase 2 monitor's role publishes with it (IAM grants that).
         _account_administers(account_id),
-        _service_encrypts("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", account_id),
+        iam.service_uses_key("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", account_id),
     ]
     if sns_dead_letter_queue:
-        statements.append(_service_encrypts("SnsDeadLetterQueue", "sns.amazonaws.com", account_id))
+        statements.append(
+            iam.service_uses_key("SnsDeadLetterQueue", "sns.amazonaws.com", account_id)
+        )
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _service_encrypts(sid: str, service: str, account_id: str) -> dict[str, Any]:
-    """A service principal may encrypt and decrypt with the key for this account only."""
-    return {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-        "Resource": "*",
-        "Condition": _for_this_account(account_id),
-    }
 
 
 def alerts_topic_policy(topic_arn: str, region: str, account_id: str) -> dict[str, Any]:
@@ -655,7 +616,7 @@ def alerts_topic_policy(topic_arn: str, region: str, account_id: str) -> dict[st
                 "Action": "sns:Publish",
                 "Resource": topic_arn,
                 "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account_id},
+                    **iam.for_this_account(account_id),
                     "ArnLike": {
                         "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"
                     },

@@ -43,19 +43,6 @@ def link_key_policy(account_id: str) -> dict[str, Any]:
     }
 
 
-def _for_this_account(sid: str, service: str, account_id: str) -> dict[str, Any]:
-    """`service` may encrypt and decrypt with the key, for this account's resources only
-    (aws:SourceAccount: no confused deputy)."""
-    return {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-        "Resource": "*",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-    }
-
-
 def feedback_key_policy(account_id: str) -> dict[str, Any]:
     """SES encrypts what it publishes to the topic with this key; SNS what it moves to
     the subscription's dead-letter queue."""
@@ -63,8 +50,8 @@ def feedback_key_policy(account_id: str) -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [
             *link_key_policy(account_id)["Statement"],
-            _for_this_account("SesPublishes", "ses.amazonaws.com", account_id),
-            _for_this_account("SnsDeadLetters", "sns.amazonaws.com", account_id),
+            iam.service_uses_key("SesPublishes", "ses.amazonaws.com", account_id),
+            iam.service_uses_key("SnsDeadLetters", "sns.amazonaws.com", account_id),
         ],
     }
 
@@ -83,7 +70,7 @@ def feedback_topic_policy(
                 "Action": "sns:Publish",
                 "Resource": topic_arn,
                 "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account_id},
+                    **iam.for_this_account(account_id),
                     "ArnLike": {"aws:SourceArn": configuration_set_arn},
                 },
             },
@@ -213,22 +200,7 @@ class ReportEmailResources:
 def feedback_dead_letter_queue_policy(
     queue_arn: str, topic_arn: str, account_id: str
 ) -> dict[str, Any]:
-    """Only the feedback topic may move undeliverable events here, over TLS
-    (https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "FeedbackTopicDeadLetters",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {
-                    "ArnEquals": {"aws:SourceArn": topic_arn},
-                    "StringEquals": {"aws:SourceAccount": account_id},
-                },
-            },
-            iam.deny_insecure_transport("sqs:*", queue_arn),
-        ],
-    }
+    """Only the feedback topic may move undeliverable events here, over TLS."""
+    return iam.sns_dead_letter_queue_policy(
+        "FeedbackTopicDeadLetters", queue_arn, topic_arn, account_id
+    )
