@@ -46,6 +46,7 @@ from handlers.shared.mail.links import (
     InvalidLink,
     LinkClaims,
     LinkSigner,
+    MalformedLink,
 )
 from handlers.shared.mail.mailer import tenant_of_tags
 from handlers.shared.mail.recipients import RecipientStore
@@ -113,8 +114,11 @@ class EmailConsent:
     def _claims(self, request: Request, purpose: str) -> LinkClaims:
         try:
             return self.signer.verify(request.query.get("token", ""), purpose, self.clock())
+        except MalformedLink:
+            raise ApiError(400, "malformed_link", "the link is not a link's token") from None
         except InvalidLink:
-            raise ApiError(400, "invalid_link", "the link is not valid") from None
+            # Well-formed but not genuine: the request is valid, the link grants nothing.
+            raise ApiError(403, "invalid_link", "the link is not valid") from None
         except ExpiredLink:
             raise ApiError(410, "link_expired", "the link has expired") from None
 

@@ -873,7 +873,7 @@ def test_an_outsider_confirms_receives_reports_and_unsubscribes_with_one_click(
         base64.urlsafe_b64encode(json.dumps({**claims, "t": "globex"}).encode()).rstrip(b"=")
     ).decode()
     forged = requests.post(link.replace(payload, forged_payload), timeout=30)
-    assert (forged.status_code, forged.json()["code"]) == (400, "invalid_link")
+    assert (forged.status_code, forged.json()["code"]) == (403, "invalid_link")
     page = requests.get(link, timeout=30)
     assert page.status_code == 200 and page.headers["X-Content-Type-Options"] == "nosniff"
     assert requests.post(link, timeout=30).status_code == 200

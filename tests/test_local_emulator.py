@@ -27,7 +27,8 @@ from local.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 # Bounds for waiting on another process; the tests wait for an event, not a time.
-WAIT_SECONDS = 90
+# Only a guard against a hang: a busy 2-core CI box may take minutes to start a stack.
+WAIT_SECONDS = 600
 # moto does not check signatures; the credential's scope tells it the service.
 S3_CREDENTIALS = {
     "Authorization": "AWS4-HMAC-SHA256 Credential=local/20261123/us-east-1/s3/aws4_request,"

@@ -10,6 +10,7 @@ fuzzes the stack from it in test_local_fuzz.py.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from handlers.query import parse_breakdown
 from handlers.shared.http import ApiError
+from handlers.shared.mail.links import CONFIRM, InvalidLink, LinkSigner, MalformedLink
 from handlers.shared.periods import parse_period
 from handlers.shared.reports.ids import new_id
 from handlers.shared.reports.schedules import WEEKDAYS, is_valid_email, parse_schedule
@@ -311,6 +313,33 @@ def test_the_breakdown_enum_is_exactly_what_the_api_accepts(raw: str) -> None:
 def test_the_next_cursor_is_any_id_and_nothing_else(raw: str) -> None:
     assert _parameter_schema("/analytics/reports", "next") == {"$ref": "#/components/schemas/Id"}
     assert is_valid("Id", raw) == _accepts(page_start, raw)
+
+
+class _KmsRefusingEveryMac:
+    def verify_mac(self, **_: Any) -> dict[str, bool]:
+        return {"MacValid": False}
+
+
+def _is_malformed_link(raw: str) -> bool:
+    """The consent routes' 400 (malformed) rather than their 403 (not genuine)."""
+    signer = LinkSigner(_KmsRefusingEveryMac(), "link-key")
+    try:
+        signer.verify(raw, CONFIRM, dt.datetime(2026, 11, 23, tzinfo=dt.UTC))
+    except MalformedLink:
+        return True
+    except InvalidLink:
+        return False
+    raise AssertionError("a token the refusing key accepted")
+
+
+@given(
+    st.from_regex(r"\A[A-Za-z0-9_-]{1,8}\.[A-Za-z0-9_-]{1,8}\Z")
+    | st.text(alphabet="Aa9_-.=+/ \n", max_size=12)
+    | st.sampled_from(["a" * 1020 + ".abc", "a" * 1021 + ".abc"])
+)
+def test_the_link_token_schema_is_exactly_the_shape_the_links_accept(raw: str) -> None:
+    token = validator_at(pointer("components", "parameters", "linkToken", "schema"))
+    assert token.is_valid(raw) == (not _is_malformed_link(raw))
 
 
 @given(st.integers(-5, 200).map(str) | st.text(max_size=4))

@@ -30,7 +30,7 @@ from handlers.shared.metrics_layout import (
 )
 from handlers.shared.reports.service import client_config, s3_config
 from handlers.shared.tables import create_tables
-from local.emulator import describe_email
+from local.emulator_server import describe_email
 
 NOW = dt.datetime(2026, 11, 23, 14, 5, 9, tzinfo=dt.UTC)
 REGION = "us-east-1"

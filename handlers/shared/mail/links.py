@@ -17,6 +17,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ UNSUBSCRIBE_LIFETIME = dt.timedelta(days=365)
 MAC_ALGORITHM = "HMAC_SHA_256"
 # Far longer than any token we sign; anything longer is refused before KMS sees it.
 MAX_TOKEN_LENGTH = 1024
+# What a token looks like (handlers/openapi.yaml's linkToken says the same).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,11 @@ class LinkClaims:
 
 
 class InvalidLink(Exception):
-    """Forged, malformed or for another purpose."""
+    """Not genuine: forged, altered, truncated or for another purpose."""
+
+
+class MalformedLink(InvalidLink):
+    """Not even shaped like a link's token (payload.mac, base64url): the request's fault."""
 
 
 class ExpiredLink(Exception):
@@ -95,8 +102,8 @@ class LinkSigner:
     def verify(self, token: str, purpose: str, now: dt.datetime) -> LinkClaims:
         """The claims of a genuine, unexpired token for `purpose`; raises InvalidLink or
         ExpiredLink."""
-        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
-            raise InvalidLink
+        if len(token) > MAX_TOKEN_LENGTH or not TOKEN_SHAPE.fullmatch(token):
+            raise MalformedLink
         payload, mac_text = token.split(".")
         try:
             mac = _b64decode(mac_text)
