@@ -1029,7 +1029,12 @@ def signing_key(staging: Deployment) -> Iterator[str]:
 
 
 def test_mint_token_signs_a_token_the_real_authorizer_accepts_for_the_smoke_test_tenant(
-    staging: Deployment, signing_key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    staging: Deployment,
+    signing_key: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     jwt_settings = load_stack_settings("staging").jwt
     authorizer = Authorizer(
@@ -1053,6 +1058,7 @@ def test_mint_token_signs_a_token_the_real_authorizer_accepts_for_the_smoke_test
         return True
 
     FakeApi.accepts = staticmethod(accepts)
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # the most the validator ever logs
 
     # PyJWT checks `exp` and `iat` against the real time, so this run's clock is the
     # real one; the date-dependent checks (the Phase 2 schedule) are not asserted here.
@@ -1076,7 +1082,7 @@ def test_mint_token_signs_a_token_the_real_authorizer_accepts_for_the_smoke_test
     (authorization,) = set(seen)
     token = authorization.removeprefix("Bearer ")
     printed = capsys.readouterr()
-    for text in (run.stdout, printed.out, printed.err):
+    for text in (run.stdout, printed.out, printed.err, caplog.text):
         assert token not in text
         assert signing_key not in text
 
@@ -1108,8 +1114,9 @@ def test_the_minted_token_is_issued_by_the_validators_clock_and_lives_15_minutes
         "exp": issued + 15 * 60,
     }
     assert claims["exp"] - claims["iat"] <= jwt_settings.max_token_lifetime_hours * 3600
-    assert STAGING_SECRET in repr(MintedToken(jwt_settings, AwsView(REGION), lambda: NOW))
-    assert token not in repr(MintedToken(jwt_settings, AwsView(REGION), lambda: NOW))
+    minted = MintedToken(jwt_settings, AwsView(REGION), lambda: NOW)
+    assert minted.value() == token  # the same claims and key: the same token
+    assert repr(minted) == f"MintedToken(secret_name={STAGING_SECRET!r})"
 
 
 def test_a_missing_signing_key_fails_the_minting_check_and_skips_the_200_checks(
