@@ -2,10 +2,10 @@
 and a browser's preflight from the first configured origin is allowed without one.
 
 The token is either given (`--token`, a short-lived service token for a test
-tenant) or minted by the validator itself (`--mint-token`, ops/checks/smoke_token.py),
-which adds a check for the minting; without one, the 200 half is skipped and
-reported as such. Nothing is
-created: only GET and OPTIONS requests are sent.
+tenant) or minted by the validator itself (`--mint-token`,
+ops/checks/smoke_token.py), which adds a check for the minting; without one,
+the 200 half is skipped and reported as such. Nothing is created: only GET and
+OPTIONS requests are sent.
 """
 
 from __future__ import annotations
