@@ -1,14 +1,15 @@
 """Checks a deployed stack against what the program says it should be.
 
     python -m ops.validate_deployment --stack production [--outputs outputs.json | -]
-        [--token TOKEN] [--json] [--region us-east-1] [--summary-file PATH]
+        [--token TOKEN | --mint-token] [--json] [--region us-east-1] [--summary-file PATH]
 
 (`python ops/validate_deployment.py ...` works the same.)
 
 Reads the stack outputs (a file with the content of `pulumi stack output
 --json`, `-` for stdin, or, with no `--outputs`, the Pulumi CLI itself), then
 looks at every deployed resource with read-only AWS calls and calls each GET
-route with and without a token. Every check runs even when others fail.
+route with and without a token (given, or minted with the stack's signing
+key by `--mint-token`). Every check runs even when others fail.
 Prints an aligned table and a summary (or JSON with `--json`).
 
 Exit status: 0 when no check failed (warnings and skips allowed), 1 when any
@@ -50,6 +51,7 @@ from ops.checks.operations import (
 from ops.checks.outputs import StackOutputs
 from ops.checks.report import as_json, markdown, summarize, table
 from ops.checks.smoke import smoke_checks
+from ops.checks.smoke_token import SMOKE_TENANT, MintedToken
 
 TOKEN_VARIABLE = "SMOKE_TEST_TOKEN"  # noqa: S105 - the variable's name, not a token
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -63,7 +65,7 @@ def all_checks(
     outputs: StackOutputs,
     expect: Expectations,
     aws: AwsView,
-    token: str | None,
+    token: str | MintedToken | None,
     timeout_seconds: float,
 ) -> list[Check]:
     return [
@@ -98,6 +100,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get(TOKEN_VARIABLE),
         help=f"bearer token for the smoke test (default: ${TOKEN_VARIABLE}); "
         "without one the 200 checks are skipped",
+    )
+    parser.add_argument(
+        "--mint-token",
+        action="store_true",
+        help=f"when no token is given, sign a 15-minute token for tenant {SMOKE_TENANT} with "
+        "the stack's HS256 key (jwtSecretName; needs secretsmanager:GetSecretValue on it)",
     )
     parser.add_argument("--region", help="AWS region (default: the stack's aws:region)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -141,6 +149,23 @@ def _outputs_from_pulumi(stack: str) -> str:
     return done.stdout
 
 
+def smoke_token(
+    args: argparse.Namespace,
+    expect: Expectations,
+    aws: AwsView,
+    clock: Callable[[], dt.datetime],
+) -> str | MintedToken | None:
+    """The token the smoke test uses: the one given wins over minting one."""
+    if args.token or not args.mint_token:
+        return args.token
+    if expect.settings.jwt.secret_name is None:
+        raise UsageError(
+            f"--mint-token needs an HS256 stack (jwtSecretName); {args.stack} checks tokens "
+            "with jwtJwksUrl: pass --token instead"
+        )
+    return MintedToken(expect.settings.jwt, aws, clock)
+
+
 def main(
     argv: Sequence[str] | None = None,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -156,7 +181,12 @@ def main(
         return EXIT_USAGE
 
     aws = AwsView(region=args.region or expect.settings.region)
-    results = run_checks(all_checks(outputs, expect, aws, args.token, args.timeout))
+    try:
+        token = smoke_token(args, expect, aws, clock)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    results = run_checks(all_checks(outputs, expect, aws, token, args.timeout))
     summary = summarize(args.stack, results)
 
     if args.json:

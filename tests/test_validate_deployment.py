@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jwt
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -52,6 +54,7 @@ from components.functions import (
     reserved_concurrency,
 )
 from components.phase2_monitor import SCHEDULE_EXPRESSION, monitor_config, schedule_window
+from handlers.authorizer import Authorizer, SecretKeys, TokenRejected, TokenSettings
 from handlers.shared.routes import CUSTOM, DEPLOYED_ROUTES
 from handlers.shared.tables import ALL_TABLES, create_table_request
 from ops import validate_deployment
@@ -63,6 +66,7 @@ from ops.checks.expectations import Expectations, load_expectations, load_stack_
 from ops.checks.operations import schedule_checks
 from ops.checks.outputs import StackOutputs
 from ops.checks.report import summarize, table
+from ops.checks.smoke_token import MintedToken
 from tests.pulumi_program import STACKS, committed_deployment, runbook_stack_file
 
 REGION = "us-east-1"
@@ -92,10 +96,16 @@ SESSION = boto3.session.Session()
 PORTALS = ("https://portal.staging.securebase.example.com", "https://portal.securebase.example.com")
 
 
+def only_the_given_token(authorization: str) -> bool:
+    return authorization == f"Bearer {SMOKE_TOKEN}"
+
+
 class FakeApi(BaseHTTPRequestHandler):
     """API Gateway's answers as the smoke test sees them: 401 without a token."""
 
     broken_paths: set[str] = set()
+    # Whether the API lets an `Authorization` header in: by default exactly the given token.
+    accepts = staticmethod(only_the_given_token)
     # Origins whose preflights are allowed: each stack's portal.
     cors_origins: tuple[str, ...] = PORTALS
 
@@ -109,7 +119,7 @@ class FakeApi(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if "Authorization" not in self.headers:
             self._answer(401, {"message": "Unauthorized"})
-        elif self.headers["Authorization"] != f"Bearer {SMOKE_TOKEN}":
+        elif not FakeApi.accepts(self.headers["Authorization"]):
             self._answer(403, {"message": "Forbidden"})
         elif self.path in self.broken_paths:
             self._answer(500, {"error": "Internal error", "code": "internal_error"})
@@ -155,6 +165,7 @@ def healthy_api() -> Iterator[None]:
     yield
     FakeApi.broken_paths = set()
     FakeApi.cors_origins = PORTALS
+    FakeApi.accepts = staticmethod(only_the_given_token)
 
 
 @dataclass
@@ -561,14 +572,20 @@ class Run:
         return {c["check"]: c["detail"] for c in self.checks if c["status"] == "FAIL"}
 
 
-def validate(deployment: Deployment, tmp_path: Path, *extra: str, token: str = SMOKE_TOKEN) -> Run:
+def validate(
+    deployment: Deployment,
+    tmp_path: Path,
+    *extra: str,
+    token: str = SMOKE_TOKEN,
+    clock: Callable[[], dt.datetime] = lambda: NOW,
+) -> Run:
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(deployment.outputs))
     argv = ["--stack", deployment.stack, "--outputs", str(outputs), "--json", "--timeout", "5"]
     # An empty --token also overrides a SMOKE_TEST_TOKEN in the developer's shell.
     stdout = io.StringIO()
     with redirect_stdout(stdout):
-        exit_code = validate_deployment.main([*argv, "--token", token, *extra], clock=lambda: NOW)
+        exit_code = validate_deployment.main([*argv, "--token", token, *extra], clock=clock)
     return Run(exit_code, stdout.getvalue())
 
 
@@ -994,6 +1011,211 @@ def test_a_wrong_token_fails_every_200_check_and_the_summary_file_says_so(
         in text
     )
     assert "<details><summary>All checks</summary>" in text
+
+
+SIGNING_KEY = "staging-signing-key-for-the-smoke-test"
+MINT_CHECK = "smoke token: minted for tenant smoke-test"
+STAGING_SECRET = "securebase/staging/jwt-signing-key"
+
+
+@pytest.fixture
+def signing_key(staging: Deployment) -> Iterator[str]:
+    """Staging's HS256 key in Secrets Manager, where `jwtSecretName` says it is."""
+    secrets = staging.client("secretsmanager")
+    assert load_stack_settings("staging").jwt.secret_name == STAGING_SECRET
+    secrets.create_secret(Name=STAGING_SECRET, SecretString=json.dumps({"jwt_secret": SIGNING_KEY}))
+    yield SIGNING_KEY
+    secrets.delete_secret(SecretId=STAGING_SECRET, ForceDeleteWithoutRecovery=True)
+
+
+def test_mint_token_signs_a_token_the_real_authorizer_accepts_for_the_smoke_test_tenant(
+    staging: Deployment,
+    signing_key: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jwt_settings = load_stack_settings("staging").jwt
+    authorizer = Authorizer(
+        TokenSettings(
+            issuer=jwt_settings.issuer,
+            audience=jwt_settings.audience,
+            tenant_claim=jwt_settings.tenant_claim,
+            max_lifetime_seconds=jwt_settings.max_token_lifetime_hours * 3600,
+        ),
+        SecretKeys(STAGING_SECRET, lambda: staging.client("secretsmanager")),
+    )
+    seen: list[str] = []
+    tenants: list[str] = []
+
+    def accepts(authorization: str) -> bool:
+        seen.append(authorization)
+        try:
+            tenants.append(authorizer.verify(authorization).tenant)
+        except TokenRejected:
+            return False
+        return True
+
+    FakeApi.accepts = staticmethod(accepts)
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # the most the validator ever logs
+
+    # PyJWT checks `exp` and `iat` against the real time, so this run's clock is the
+    # real one; the date-dependent checks (the Phase 2 schedule) are not asserted here.
+    run = validate(
+        staging, tmp_path, "--mint-token", token="", clock=lambda: dt.datetime.now(dt.UTC)
+    )
+
+    assert {c["check"]: c["status"] for c in run.checks if c["group"] == "smoke"} == {
+        MINT_CHECK: "PASS",
+        "CORS preflight for GET /analytics/usage from"
+        " https://portal.staging.securebase.example.com: 204, allowed, no token": "PASS",
+        **{f"{key} with a token: 200 JSON": "PASS" for key in SMOKE_ROUTES},
+        **{f"{key} without a token: 401": "PASS" for key in SMOKE_ROUTES},
+    }
+    details = {c["check"]: c["detail"] for c in run.checks}
+    assert (
+        details[MINT_CHECK] == f"HS256 with {STAGING_SECRET}, tenant smoke-test, valid 15 minutes"
+    )
+    assert tenants == ["smoke-test"] * len(SMOKE_ROUTES)
+    # One token for the run, never in what the validator prints.
+    (authorization,) = set(seen)
+    token = authorization.removeprefix("Bearer ")
+    printed = capsys.readouterr()
+    for text in (run.stdout, printed.out, printed.err, caplog.text):
+        assert token not in text
+        assert signing_key not in text
+
+
+def test_the_minted_token_is_issued_by_the_validators_clock_and_lives_15_minutes(
+    staging: Deployment, signing_key: str
+) -> None:
+    jwt_settings = load_stack_settings("staging").jwt
+
+    token = MintedToken(jwt_settings, AwsView(REGION), lambda: NOW).value()
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(
+        token,
+        signing_key,
+        algorithms=["HS256"],
+        audience="securebase-analytics",
+        issuer="https://auth.staging.securebase.example.com",
+        options={"verify_exp": False},  # issued at NOW, which the real time has passed
+    )
+    assert header["alg"] == "HS256"
+    issued = int(NOW.timestamp())
+    assert claims == {
+        "iss": "https://auth.staging.securebase.example.com",
+        "aud": "securebase-analytics",
+        "sub": "deployment-validator@smoke-test",
+        "customer_id": "smoke-test",
+        "iat": issued,
+        "exp": issued + 15 * 60,
+    }
+    assert claims["exp"] - claims["iat"] <= jwt_settings.max_token_lifetime_hours * 3600
+    minted = MintedToken(jwt_settings, AwsView(REGION), lambda: NOW)
+    assert minted.value() == token  # the same claims and key: the same token
+    assert repr(minted) == f"MintedToken(secret_name={STAGING_SECRET!r})"
+
+
+def test_a_missing_signing_key_fails_the_minting_check_and_skips_the_200_checks(
+    staging: Deployment, tmp_path: Path
+) -> None:
+    run = validate(staging, tmp_path, "--mint-token", token="")
+
+    assert run.exit_code == 1
+    assert run.failures() == {
+        MINT_CHECK: f"the signing key secret {STAGING_SECRET} (jwtSecretName) does not exist"
+        " in us-east-1"
+    }
+    assert {
+        c["check"]: (c["status"], c["detail"])
+        for c in run.checks
+        if c["check"].endswith("with a token: 200 JSON")
+    } == {
+        f"{key} with a token: 200 JSON": (
+            "SKIP",
+            "no token: minting one failed (see the smoke token check)",
+        )
+        for key in SMOKE_ROUTES
+    }
+
+
+def test_without_permission_to_read_the_key_the_minting_check_names_secret_and_permission(
+    staging: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    denied = (
+        "User: arn:aws:sts::123456789012:assumed-role/staging-deploy/GitHubActions is not"
+        " authorized to perform: secretsmanager:GetSecretValue on resource:"
+        f" {STAGING_SECRET} because no identity-based policy allows the"
+        " secretsmanager:GetSecretValue action"
+    )
+    calls: list[str] = []
+
+    def access_denied(self: AwsView, secret_id: str) -> str:
+        calls.append(secret_id)
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": denied}}, "GetSecretValue"
+        )
+
+    monkeypatch.setattr(AwsView, "secret_string", access_denied)
+
+    run = validate(staging, tmp_path, "--mint-token", token="")
+
+    assert run.exit_code == 1
+    assert run.failures() == {
+        MINT_CHECK: f"cannot read the signing key secret {STAGING_SECRET}: AccessDeniedException:"
+        f" {denied}; the credentials need secretsmanager:GetSecretValue on it"
+    }
+    assert calls == [STAGING_SECRET]  # read once, not once per route
+    assert "Traceback" not in run.stdout
+
+
+def test_a_given_token_wins_over_minting_and_is_sent_unchanged(
+    staging: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AwsView, "secret_string", lambda self, secret_id: pytest.fail("read"))
+
+    by_flag = validate(staging, tmp_path, "--mint-token", token=SMOKE_TOKEN)
+    monkeypatch.setenv("SMOKE_TEST_TOKEN", SMOKE_TOKEN)
+    outputs = tmp_path / "outputs.json"
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        by_variable = validate_deployment.main(
+            ["--stack", "staging", "--outputs", str(outputs), "--json", "--mint-token"],
+            clock=lambda: NOW,
+        )
+
+    assert by_flag.exit_code == 0, by_flag.failures()
+    assert MINT_CHECK not in {c["check"] for c in by_flag.checks}
+    assert by_variable == 0
+    assert MINT_CHECK not in stdout.getvalue()
+
+
+def test_mint_token_on_a_jwks_stack_is_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stack_files_after_the_runbook: Path,
+) -> None:
+    stack_file = (stack_files_after_the_runbook / "Pulumi.staging.yaml").read_text()
+    jwks_stack = stack_file.replace(
+        f"securebase-analytics:jwtSecretName: {STAGING_SECRET}",
+        "securebase-analytics:jwtJwksUrl: https://auth.staging.securebase.example.com/jwks.json",
+    )
+    assert jwks_stack != stack_file
+    (tmp_path / "Pulumi.staging.yaml").write_text(jwks_stack)
+    monkeypatch.setattr(expectations, "REPO_ROOT", tmp_path)
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text("{}")
+
+    argv = ["--stack", "staging", "--outputs", str(outputs), "--token", "", "--mint-token"]
+    assert validate_deployment.main(argv, clock=lambda: NOW) == 2
+    assert capsys.readouterr().err == (
+        "error: --mint-token needs an HS256 stack (jwtSecretName); staging checks tokens with"
+        " jwtJwksUrl: pass --token instead\n"
+    )
 
 
 def test_a_missing_output_fails_the_checks_that_need_it_and_only_those(

@@ -151,7 +151,7 @@ class AwsView:
                 return items
             request["NextToken"] = page["NextToken"]
 
-    # EventBridge Scheduler, CloudWatch, SNS, SQS, KMS
+    # EventBridge Scheduler, CloudWatch, SNS, SQS, Secrets Manager, KMS
     def schedule(self, name: str) -> dict[str, Any]:
         return self.client("scheduler").get_schedule(Name=name)
 
@@ -191,6 +191,14 @@ class AwsView:
                 "Attributes"
             ],
         )
+
+    def secret_string(self, secret_id: str) -> str | None:
+        """The SecretString of the secret's AWSCURRENT version (None for a binary secret).
+
+        Never kept: the caller decides how long a key lives in memory.
+        """
+        answer = self.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        return answer.get("SecretString")
 
     def key_rotation_enabled(self, key_id: str) -> bool:
         return bool(self.client("kms").get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])

@@ -1,9 +1,11 @@
 """Smoke test: every parameterless GET route answers 200 with a token and 401 without,
 and a browser's preflight from the first configured origin is allowed without one.
 
-The token is a short-lived service token for a test tenant (see the runbook);
-without one, the 200 half is skipped and reported as such. Nothing is
-created: only GET and OPTIONS requests are sent.
+The token is either given (`--token`, a short-lived service token for a test
+tenant) or minted by the validator itself (`--mint-token`,
+ops/checks/smoke_token.py), which adds a check for the minting; without one,
+the 200 half is skipped and reported as such. Nothing is created: only GET and
+OPTIONS requests are sent.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from handlers.shared.routes import Route
 from ops.checks.base import Check, CheckError, Outcome, failed, passed, skipped
 from ops.checks.expectations import Expectations
 from ops.checks.outputs import StackOutputs
+from ops.checks.smoke_token import MintedToken, minting_check
 
 USER_AGENT = "securebase-deployment-validator"
 
 
 def smoke_checks(
-    outputs: StackOutputs, expect: Expectations, token: str | None, timeout_seconds: float
+    outputs: StackOutputs,
+    expect: Expectations,
+    token: str | MintedToken | None,
+    timeout_seconds: float,
 ) -> list[Check]:
-    checks = []
+    checks = [minting_check(token)] if isinstance(token, MintedToken) else []
     origin = expect.settings.cors_allowed_origins[0]
     first = expect.smoke_routes[0]
     checks.append(
@@ -52,9 +58,16 @@ def smoke_checks(
     return checks
 
 
-def _with_token(outputs: StackOutputs, route: Route, token: str | None, timeout: float) -> Outcome:
+def _with_token(
+    outputs: StackOutputs, route: Route, token: str | MintedToken | None, timeout: float
+) -> Outcome:
+    if isinstance(token, MintedToken):
+        try:
+            token = token.value()
+        except CheckError:
+            return skipped("no token: minting one failed (see the smoke token check)")
     if not token:
-        return skipped("no token given (--token or SMOKE_TEST_TOKEN)")
+        return skipped("no token given (--token, SMOKE_TEST_TOKEN or --mint-token)")
     status, body = _get(outputs, route, {"Authorization": f"Bearer {token}"}, timeout)
     if status != 200:
         return failed(f"HTTP {status}: {_excerpt(body)}")
