@@ -33,7 +33,7 @@ from handlers.shared.http import (
 from handlers.shared.metrics_reader import MetricsReader
 from handlers.shared.periods import parse_period
 from handlers.shared.query_cache import QueryCache, cache_key
-from handlers.shared.routes import DEFAULT_ROUTE, DEPLOYED_ROUTES
+from handlers.shared.routes import DEFAULT_ROUTE, DEPLOYED_ROUTES, ROUTES, SIGNED_LINK_ROUTES
 
 USAGE_PATH = "/analytics/usage"
 COMPLIANCE_PATH = "/analytics/compliance"
@@ -64,7 +64,7 @@ def not_served(request: Request) -> dict[str, Any]:
     the target resource's currently supported methods."), OPTIONS included, which
     the preflight route serves on every path. Any other path: 404.
     """
-    if not api_gateway.allowed_methods(DEPLOYED_ROUTES, request.path):
+    if not api_gateway.allowed_methods((*ROUTES, *SIGNED_LINK_ROUTES), request.path):
         raise ApiError(404, "route_not_found", f"no route {request.method} {request.path}")
     allowed = ", ".join(api_gateway.allowed_methods(DEPLOYED_ROUTES, request.path))
     return json_response(

@@ -21,6 +21,7 @@ periods the copy allows), without shrinking, so it costs seconds, not a whole ru
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from handlers.shared.routes import SIGNED_LINK_ROUTES
 from tests.local_stack import LocalStack, local_stack_fixture  # noqa: F401
 from tests.openapi_document import OPENAPI_PATH, document
 
@@ -93,7 +95,14 @@ def remove_fuzzed_schedules(local_stack: LocalStack) -> Iterator[None]:
 def test_the_api_answers_exactly_as_described(local_stack: LocalStack, tmp_path: Path) -> None:
     run = schemathesis_run(local_stack, OPENAPI_PATH, FUZZ_TENANT, tmp_path)
     assert run.returncode == 0, f"schemathesis (seed {SEED}) found failures:\n{run.stdout}"
-    assert "No issues found" in run.stdout, run.stdout
+    # The one warning allowed: the signed-link routes refuse (403) every token
+    # schemathesis can make, since only a link signed by the stack's key is genuine;
+    # schemathesis reports that as failed authentication. Any other operation
+    # answering only 401/403 would mean the run's bearer token was refused.
+    refused = set(re.findall(r"^\s+- ([A-Z]+ \S+)$", run.stdout, re.MULTILINE))
+    assert refused <= {route.key for route in SIGNED_LINK_ROUTES}, run.stdout
+    assert "No issues found" in run.stdout or "Authentication failed" in run.stdout, run.stdout
+    assert "Failures:" not in run.stdout and "FAILURES" not in run.stdout, run.stdout
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in run.stdout, run.stdout
 
