@@ -151,6 +151,13 @@ def test_the_emulator_ends_with_a_stack_that_is_killed() -> None:
     assert wait_until_refused(port)
 
 
+def _takes_ctrl_c() -> None:
+    # As a terminal's foreground process does. A suite started in the background by a
+    # non-interactive shell (`nohup make test &`) passes SIGINT on ignored, and Python
+    # keeps an ignored SIGINT: the stack would never see this test's Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_startup_stops_the_emulator_too(tmp_path: Path) -> None:
     log_path = tmp_path / "stack.log"
     with log_path.open("wb") as log:
@@ -161,6 +168,7 @@ def test_ctrl_c_during_startup_stops_the_emulator_too(tmp_path: Path) -> None:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_takes_ctrl_c,
         )
     deadline = time.monotonic() + WAIT_SECONDS
     started = None
