@@ -529,3 +529,10 @@ def test_committed_results_hold_every_key_of_the_issue():
     assert {key for key in ISSUE_KEYS if results.lookup(document, key) == results.MISSING} == set()
     assert document["meta"]["repeats"] >= 5
     assert document["meta"]["errors"] == {}
+
+
+def test_the_aggregator_case_scales_as_the_committed_production_stack() -> None:
+    # A clone holds no production paging webhook (a secret the operator sets); the
+    # aggregator case needs none of it and still reads production's committed sizing.
+    scaling = aggregator.production_scaling()
+    assert (scaling.shard_threshold_tenants, scaling.shard_concurrency) == (5000, 20)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,16 +129,23 @@ def load_expectations(stack: str, now: dt.datetime, root: Path | None = None) ->
     return Expectations(stack=stack, settings=load_stack_settings(stack, root), now=now)
 
 
-def load_stack_settings(stack: str, root: Path | None = None) -> StackSettings:
-    """The stack's settings from its committed config file (secret values left out)."""
+def load_stack_settings(
+    stack: str, root: Path | None = None, *, secrets_set_elsewhere: Iterable[str] = ()
+) -> StackSettings:
+    """The stack's settings from its committed config file (secret values left out).
+
+    `secrets_set_elsewhere`: secret keys to take as set although the file lacks them
+    (for callers that need none of their values, in a clone without the operator's secrets).
+    """
     path = (root or REPO_ROOT) / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text()) or {}
     config: dict[str, Any] = document.get("config") or {}
+    assumed = frozenset(secrets_set_elsewhere)
 
     def lookup(full_key: str) -> str | None:
         value = config.get(full_key)
         if value is None:
-            return None
+            return ENCRYPTED_STAND_IN if full_key in assumed else None
         # Encrypted values ({"secure": "v1:..."}) are never needed to validate.
         if isinstance(value, dict) and "secure" in value:
             return ENCRYPTED_STAND_IN
