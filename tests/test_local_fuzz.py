@@ -34,6 +34,10 @@ from handlers.shared.routes import SIGNED_LINK_ROUTES
 from tests.local_stack import LocalStack, local_stack_fixture  # noqa: F401
 from tests.openapi_document import OPENAPI_PATH, document
 
+# Not yet understood (left open in issue 20): under libfaketime (`make test-later`) the
+# schemathesis run against the stack stops progressing; it passes on the real clock.
+pytestmark = pytest.mark.skipif("FAKETIME" in os.environ, reason="hangs under libfaketime")
+
 FUZZ_TENANT = "fuzz-tenant"
 SEED = int(os.environ.get("FUZZ_SEED", "18"))
 # Per operation and phase; the coverage phase's deterministic cases come on top.
